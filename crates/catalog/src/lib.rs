@@ -1,0 +1,200 @@
+//! Hourglass catalog: tenants and their credentials, the Parquet files of every partition, and
+//! how far each ingester's WAL is persisted.
+//!
+//! The catalog and the object store are Hourglass's only persistent state. [`Catalog`] is the
+//! contract; [`SqliteCatalog`] serves embedded mode (a PostgreSQL backend serves clusters).
+//!
+//! # Consistency contract
+//!
+//! [`Catalog::commit_persist`] records a batch of files and the ingester's new persisted WAL
+//! position in one transaction. [`Catalog::list_files`] returns the files together with every
+//! ingester's persisted position from one snapshot. A querier relies on this: an ingester's
+//! buffered chunk whose WAL position is at or below the listed position is already in the
+//! listed files and must be skipped, so each event is read exactly once.
+
+mod migrate;
+pub mod secret;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use hourglass_types::{ErrorKind, TableName, TenantId};
+
+pub use sqlite::SqliteCatalog;
+
+/// Errors from catalog operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The tenant id is already taken.
+    #[error("tenant {tenant} already exists")]
+    TenantExists {
+        /// The tenant.
+        tenant: String,
+    },
+    /// The catalog database could not be opened.
+    #[error("opening the catalog at {location}")]
+    Open {
+        /// Where the catalog lives.
+        location: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A schema migration failed.
+    #[error("applying catalog migration {version}")]
+    Migrate {
+        /// The migration's version.
+        version: i64,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A query failed.
+    #[error("catalog {operation}")]
+    Query {
+        /// What was being done.
+        operation: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// A stored value is not what this version of Hourglass wrote.
+    #[error("catalog holds an invalid {what}: {value}")]
+    Invalid {
+        /// What kind of value.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+}
+
+impl Error {
+    /// How the failure should be reported to clients.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TenantExists { .. } => ErrorKind::Conflict,
+            Self::Open { .. } | Self::Query { .. } => ErrorKind::Unavailable,
+            Self::Migrate { .. } | Self::Invalid { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who a credential belongs to and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Administers the deployment: creates tenants, flushes buffers.
+    Admin,
+    /// May ingest events for this tenant.
+    Writer(TenantId),
+    /// May read this tenant's data.
+    Reader(TenantId),
+}
+
+/// A Parquet file to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// Table the file belongs to.
+    pub table: TableName,
+    /// Partition hour (hours since the epoch).
+    pub hour: i64,
+    /// Partition shard.
+    pub shard: u32,
+    /// Partition generation the file belongs to.
+    pub generation: u64,
+    /// Object key.
+    pub path: String,
+    /// Smallest tenant id in the file.
+    pub min_tenant: String,
+    /// Largest tenant id in the file.
+    pub max_tenant: String,
+    /// Earliest event timestamp, epoch ms.
+    pub min_time_ms: i64,
+    /// Latest event timestamp, epoch ms.
+    pub max_time_ms: i64,
+    /// Row count.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Processor version of derived tables; `None` for raw files.
+    pub processor_version: Option<i32>,
+}
+
+/// A recorded Parquet file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// Catalog id.
+    pub id: i64,
+    /// What was recorded.
+    pub file: NewFile,
+    /// Ingester that wrote it.
+    pub ingester_id: String,
+    /// The WAL position the file's events came from (at most).
+    pub wal_through: u64,
+}
+
+/// Which files a query needs.
+#[derive(Debug, Clone)]
+pub struct FileFilter {
+    /// The table.
+    pub table: TableName,
+    /// Only files whose tenant range contains this tenant.
+    pub tenant: Option<TenantId>,
+    /// Only files with events at or after this time (epoch ms).
+    pub min_time_ms: Option<i64>,
+    /// Only files with events before this time (epoch ms).
+    pub max_time_ms: Option<i64>,
+}
+
+/// Files and ingester positions read from one catalog snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct FileListing {
+    /// The matching files.
+    pub files: Vec<FileRecord>,
+    /// Persisted WAL position of every ingester.
+    pub persisted: HashMap<String, u64>,
+}
+
+/// The catalog contract shared by every backend.
+#[async_trait]
+pub trait Catalog: Send + Sync + std::fmt::Debug {
+    /// Creates a tenant with its write key and read token (given as hashes);
+    /// [`Error::TenantExists`] if the id is taken.
+    async fn create_tenant(
+        &self,
+        tenant: &TenantId,
+        write_key_hash: &str,
+        read_token_hash: &str,
+    ) -> Result<()>;
+
+    /// Lists every tenant id.
+    async fn list_tenants(&self) -> Result<Vec<TenantId>>;
+
+    /// Adds an admin token (given as a hash); adding an existing one is a no-op.
+    async fn add_admin_token(&self, token_hash: &str) -> Result<()>;
+
+    /// Whether any admin token exists.
+    async fn has_admin_token(&self) -> Result<bool>;
+
+    /// Resolves a credential hash to its principal.
+    async fn lookup_token(&self, token_hash: &str) -> Result<Option<Principal>>;
+
+    /// Records persisted files and moves the ingester's persisted WAL position to
+    /// `wal_through`, atomically. If the position is already at or beyond `wal_through` the
+    /// call does nothing, so retrying a commit whose outcome was unknown is safe.
+    async fn commit_persist(
+        &self,
+        ingester_id: &str,
+        wal_through: u64,
+        files: &[NewFile],
+    ) -> Result<()>;
+
+    /// The ingester's persisted WAL position, if it ever persisted.
+    async fn persisted_position(&self, ingester_id: &str) -> Result<Option<u64>>;
+
+    /// Files matching `filter`, with every ingester's persisted position, from one snapshot.
+    async fn list_files(&self, filter: &FileFilter) -> Result<FileListing>;
+
+    /// The salt for `day` (`YYYY-MM-DD`, UTC), created on first use.
+    async fn daily_salt(&self, day: &str) -> Result<Vec<u8>>;
+}

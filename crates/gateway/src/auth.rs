@@ -1,0 +1,101 @@
+//! Bearer-token authentication with a cache of known credentials.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use hourglass_catalog::{Catalog, Principal, secret};
+use hourglass_types::{ErrorKind, TenantId};
+
+use crate::error::ApiError;
+
+/// Resolves bearer tokens to principals. Known tokens are cached (credentials are never
+/// revoked in this version); unknown ones always go to the catalog.
+#[derive(Debug)]
+pub(crate) struct Authenticator {
+    catalog: Arc<dyn Catalog>,
+    known: RwLock<HashMap<String, Principal>>,
+}
+
+impl Authenticator {
+    pub(crate) fn new(catalog: Arc<dyn Catalog>) -> Self {
+        Self {
+            catalog,
+            known: RwLock::new(HashMap::new()),
+        }
+    }
+
+    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let value = headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Unauthenticated,
+                "missing Authorization: Bearer <token> header",
+            )
+        })?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Unauthenticated,
+                    "Authorization header must be 'Bearer <token>'",
+                )
+            })?;
+        let hash = secret::hash(token);
+        if let Some(p) = self
+            .known
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+        {
+            return Ok(p.clone());
+        }
+        let principal = self
+            .catalog
+            .lookup_token(&hash)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "unknown token"))?;
+        self.known
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hash, principal.clone());
+        Ok(principal)
+    }
+
+    pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match self.principal(headers).await? {
+            Principal::Admin => Ok(()),
+            _ => Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "this endpoint needs the admin token",
+            )),
+        }
+    }
+
+    pub(crate) async fn writer(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
+        match self.principal(headers).await? {
+            Principal::Writer(t) => Ok(t),
+            _ => Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "ingest needs a tenant write key",
+            )),
+        }
+    }
+
+    pub(crate) async fn reader(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
+        match self.principal(headers).await? {
+            Principal::Reader(t) => Ok(t),
+            _ => Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "queries need a tenant read token",
+            )),
+        }
+    }
+}

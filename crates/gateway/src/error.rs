@@ -1,0 +1,78 @@
+//! The one place where error kinds become HTTP statuses and JSON error bodies.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hourglass_types::ErrorKind;
+use hourglass_types::error::display_chain;
+
+/// Seconds a client should wait before retrying a 429 or 503.
+const RETRY_AFTER_SECS: u32 = 1;
+
+/// An error answered to an HTTP client: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl ApiError {
+    /// An error of `kind` with a message for the client.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The status code for a kind.
+    pub fn status(kind: ErrorKind) -> StatusCode {
+        match kind {
+            ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<hourglass_ingest::Error> for ApiError {
+    fn from(e: hourglass_ingest::Error) -> Self {
+        Self::new(e.kind(), display_chain(&e))
+    }
+}
+
+impl From<hourglass_query::Error> for ApiError {
+    fn from(e: hourglass_query::Error) -> Self {
+        Self::new(e.kind(), display_chain(&e))
+    }
+}
+
+impl From<hourglass_catalog::Error> for ApiError {
+    fn from(e: hourglass_catalog::Error) -> Self {
+        Self::new(e.kind(), display_chain(&e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = Self::status(self.kind);
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self.message, "request failed");
+        }
+        crate::metrics::HTTP_ERRORS.inc();
+        let body =
+            serde_json::json!({"error": {"code": self.kind.code(), "message": self.message}});
+        let mut response = (status, axum::Json(body)).into_response();
+        if self.kind.is_retryable() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}

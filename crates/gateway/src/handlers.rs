@@ -1,0 +1,177 @@
+//! HTTP handlers.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hourglass_catalog::secret;
+use hourglass_types::{ErrorKind, TenantId};
+use serde::Deserialize;
+
+use crate::Gateway;
+use crate::error::ApiError;
+use crate::output::Format;
+
+type Shared = State<Arc<Gateway>>;
+
+pub(crate) async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+pub(crate) async fn ready(State(gw): Shared) -> Response {
+    if gw.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        ApiError::new(ErrorKind::Unavailable, "starting or shutting down").into_response()
+    }
+}
+
+pub(crate) async fn metrics(State(gw): Shared) -> Response {
+    let mut out = String::new();
+    hourglass_ingest::metrics::render(&mut out);
+    hourglass_query::metrics::render(&mut out);
+    crate::metrics::render(&mut out);
+    let (bytes, _) = gw.ingester.buffered();
+    hourglass_ingest::metrics::BUFFER_BYTES.set(bytes as i64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(ErrorKind::NotFound, "no such endpoint; see docs/api.md")
+}
+
+/// Reads a request body up to `limit` bytes, answering 413 past it.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    id: String,
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+pub(crate) async fn create_tenant(
+    State(gw): Shared,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    gw.auth.admin(&headers).await?;
+    let request: CreateTenant = parse_json(&read_body(body, &headers, 64 * 1024).await?)?;
+    let tenant = TenantId::new(&request.id)
+        .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("id: {e}")))?;
+    let write_key = secret::generate(secret::WRITE_PREFIX);
+    let read_token = secret::generate(secret::READ_PREFIX);
+    gw.catalog
+        .create_tenant(
+            &tenant,
+            &secret::hash(&write_key),
+            &secret::hash(&read_token),
+        )
+        .await?;
+    tracing::info!(tenant = %tenant, "tenant created");
+    let body = serde_json::json!({"id": tenant.as_str(), "write_key": write_key, "read_token": read_token});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub(crate) async fn flush(State(gw): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    gw.auth.admin(&headers).await?;
+    gw.ingester.flush().await?;
+    Ok(Json(serde_json::json!({"persisted": true})).into_response())
+}
+
+pub(crate) async fn ingest(
+    State(gw): Shared,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = gw.auth.writer(&headers).await?;
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(e) if e == "gzip" || e == "x-gzip" => true,
+        Some(e) if e == "identity" => false,
+        Some(e) => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                format!("Content-Encoding {e:?} is not supported; use gzip or none"),
+            ));
+        }
+    };
+    let body = read_body(body, &headers, gw.ingester.limits().max_body_bytes).await?;
+    let outcome = gw.ingester.ingest(&tenant, body, gzip).await?;
+    let status = if outcome.accepted == 0 && !outcome.errors.is_empty() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::json!({
+        "accepted": outcome.accepted,
+        "rejected": outcome.errors.len(),
+        "duplicates": outcome.duplicates,
+        "errors": outcome.errors,
+    });
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryRequest {
+    sql: String,
+}
+
+pub(crate) async fn query(
+    State(gw): Shared,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = gw.auth.reader(&headers).await?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::InvalidArgument,
+            "Accept must be application/json, text/csv or application/vnd.apache.arrow.stream",
+        )
+    })?;
+    let request: QueryRequest = parse_json(&read_body(body, &headers, 1024 * 1024).await?)?;
+    let _slot = gw.query_slots.try_acquire().map_err(|_| {
+        ApiError::new(
+            ErrorKind::ResourceExhausted,
+            "too many queries running; retry shortly",
+        )
+    })?;
+    let result = gw.querier.query(&tenant, &request.sql).await?;
+    let encoded = format
+        .encode(&result.schema, &result.batches)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding the result: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], encoded).into_response())
+}

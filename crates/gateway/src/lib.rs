@@ -1,0 +1,89 @@
+//! Hourglass gateway: the HTTP API. Authenticates every request, scopes it to the token's
+//! tenant, and maps every error kind to a status code in one place ([`error`]).
+//!
+//! Routes:
+//! - `GET /health`, `GET /ready`, `GET /metrics`
+//! - `POST /api/v1/admin/tenants` (admin token) creates a tenant and returns its credentials
+//! - `POST /api/v1/admin/flush` (admin token) persists every buffered event now
+//! - `POST /api/v1/events` (write key) ingests NDJSON or a JSON array, optionally gzip
+//! - `POST /api/v1/query` (read token) runs SQL; JSON, CSV or Arrow IPC by `Accept`
+
+mod auth;
+pub mod error;
+mod handlers;
+pub mod metrics;
+mod output;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::routing::{get, post};
+use hourglass_catalog::Catalog;
+use hourglass_ingest::Ingester;
+use hourglass_query::Querier;
+use tokio::sync::Semaphore;
+
+/// Gateway settings.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Queries allowed to run at once; more are refused with 429 and `Retry-After`.
+    pub max_concurrent_queries: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_queries: 16,
+        }
+    }
+}
+
+/// Everything the handlers need.
+#[derive(Debug)]
+pub struct Gateway {
+    catalog: Arc<dyn Catalog>,
+    ingester: Arc<Ingester>,
+    querier: Arc<Querier>,
+    auth: auth::Authenticator,
+    query_slots: Semaphore,
+    ready: AtomicBool,
+}
+
+impl Gateway {
+    /// A gateway over these components; not ready until [`Gateway::set_ready`].
+    pub fn new(
+        config: GatewayConfig,
+        catalog: Arc<dyn Catalog>,
+        ingester: Arc<Ingester>,
+        querier: Arc<Querier>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            auth: auth::Authenticator::new(Arc::clone(&catalog)),
+            catalog,
+            ingester,
+            querier,
+            query_slots: Semaphore::new(config.max_concurrent_queries.max(1)),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks the gateway ready (or not) to serve; `/ready` reports it.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The HTTP routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/health", get(handlers::health))
+            .route("/ready", get(handlers::ready))
+            .route("/metrics", get(handlers::metrics))
+            .route("/api/v1/admin/tenants", post(handlers::create_tenant))
+            .route("/api/v1/admin/flush", post(handlers::flush))
+            .route("/api/v1/events", post(handlers::ingest))
+            .route("/api/v1/query", post(handlers::query))
+            .fallback(handlers::not_found)
+            .with_state(Arc::clone(self))
+    }
+}

@@ -1,0 +1,328 @@
+//! The ingester: wiring of validation, group commit, buffer and persister.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use hourglass_catalog::Catalog;
+use hourglass_storage::ParquetOptions;
+use hourglass_types::partition::hour_of;
+use hourglass_types::{Clock, TableName, TenantId};
+use hourglass_wal::WalStore;
+use object_store::ObjectStore;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::batch::{HashedEvent, build_raw_batch, encode_entry};
+use crate::buffer::{Buffer, ChunkSnapshot, filter_snapshot, keys_of};
+use crate::committer::{CommitRequest, run_committer};
+use crate::limits::IngestLimits;
+use crate::parse::{EventError, split_body, validate};
+use crate::persister::{PersistCommand, run_persister};
+use crate::replay::{ReplayReport, replay};
+use crate::{Error, Result, metrics};
+
+/// Ingester settings.
+#[derive(Debug, Clone)]
+pub struct IngesterConfig {
+    /// Names this ingester's WAL (`wal/{id}/`) and its position in the catalog. Two live
+    /// processes must never share an id.
+    pub ingester_id: String,
+    /// Number of shards tenants are spread over (`hash(tenant) mod shards`).
+    pub shards: u32,
+    /// Request limits.
+    pub limits: IngestLimits,
+    /// Persist once the active buffer holds this many bytes.
+    pub persist_max_bytes: usize,
+    /// Persist once the oldest buffered event has waited this long (ms).
+    pub persist_max_age_ms: i64,
+    /// Refuse ingest (503, retry) while the buffer holds more than this many bytes.
+    pub max_buffer_bytes: usize,
+    /// Parquet layout.
+    pub parquet: ParquetOptions,
+}
+
+impl Default for IngesterConfig {
+    fn default() -> Self {
+        Self {
+            ingester_id: "ingester-0".into(),
+            shards: 1,
+            limits: IngestLimits::default(),
+            persist_max_bytes: 256 * 1024 * 1024,
+            persist_max_age_ms: 5 * 60 * 1000,
+            max_buffer_bytes: 1024 * 1024 * 1024,
+            parquet: ParquetOptions::default(),
+        }
+    }
+}
+
+/// What happened to the events of one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Events now durable (including re-sends of events already stored).
+    pub accepted: usize,
+    /// Of the accepted, how many were re-sends stored only once.
+    pub duplicates: usize,
+    /// Events rejected, with the reason for each.
+    pub errors: Vec<EventError>,
+}
+
+/// State shared by the ingester's tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: IngesterConfig,
+    pub store: Arc<dyn ObjectStore>,
+    pub catalog: Arc<dyn Catalog>,
+    pub clock: Arc<dyn Clock>,
+    pub wal: WalStore,
+    pub buffer: RwLock<Buffer>,
+}
+
+impl Shared {
+    pub(crate) fn update_gauges(buffer: &Buffer) {
+        metrics::BUFFER_BYTES.set(buffer.bytes() as i64);
+        metrics::BUFFER_EVENTS.set(buffer.rows() as i64);
+    }
+
+    pub(crate) fn read_buffer(&self) -> std::sync::RwLockReadGuard<'_, Buffer> {
+        // A panic while holding the lock cannot leave the buffer half-updated in a way that
+        // matters more than stopping ingest would, so poisoning is ignored.
+        self.buffer.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write_buffer(&self) -> std::sync::RwLockWriteGuard<'_, Buffer> {
+        self.buffer.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running ingester. Create with [`Ingester::start`]; stop with [`Ingester::shutdown`].
+#[derive(Debug)]
+pub struct Ingester {
+    shared: Arc<Shared>,
+    commit_tx: Mutex<Option<mpsc::Sender<CommitRequest>>>,
+    persist_tx: mpsc::Sender<PersistCommand>,
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+    salts: Mutex<HashMap<String, Arc<[u8]>>>,
+    replay: ReplayReport,
+}
+
+impl Ingester {
+    /// Replays the WAL into the buffer, then starts the committer and persister tasks.
+    pub async fn start(
+        config: IngesterConfig,
+        store: Arc<dyn ObjectStore>,
+        catalog: Arc<dyn Catalog>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>> {
+        let wal = WalStore::new(Arc::clone(&store), &config.ingester_id);
+        let shared = Arc::new(Shared {
+            buffer: RwLock::new(Buffer::new(config.shards)),
+            config,
+            store,
+            catalog,
+            clock,
+            wal,
+        });
+        let report = replay(&shared).await?;
+        let (commit_tx, commit_rx) = mpsc::channel(4096);
+        let (persist_tx, persist_rx) = mpsc::channel(64);
+        let committer = tokio::spawn(run_committer(
+            Arc::clone(&shared),
+            commit_rx,
+            report.next_segment,
+        ));
+        let persister = tokio::spawn(run_persister(Arc::clone(&shared), persist_rx));
+        Ok(Arc::new(Self {
+            shared,
+            commit_tx: Mutex::new(Some(commit_tx)),
+            persist_tx,
+            tasks: tokio::sync::Mutex::new(vec![committer, persister]),
+            salts: Mutex::new(HashMap::new()),
+            replay: report,
+        }))
+    }
+
+    /// This ingester's id.
+    pub fn ingester_id(&self) -> &str {
+        &self.shared.config.ingester_id
+    }
+
+    /// The limits requests are held to.
+    pub fn limits(&self) -> &IngestLimits {
+        &self.shared.config.limits
+    }
+
+    /// What the WAL replay at start found.
+    pub fn replay_report(&self) -> &ReplayReport {
+        &self.replay
+    }
+
+    /// Validates and stores one request body for `tenant`; returns once the accepted events
+    /// are durable. `gzip` says the body is gzip-compressed.
+    pub async fn ingest(
+        &self,
+        tenant: &TenantId,
+        body: Bytes,
+        gzip: bool,
+    ) -> Result<IngestOutcome> {
+        let limits = &self.shared.config.limits;
+        let body = if gzip {
+            Bytes::from(crate::parse::gunzip(&body, limits.max_decompressed_bytes)?)
+        } else {
+            body
+        };
+        metrics::BYTES_INGESTED.add(body.len() as u64);
+        let items = split_body(&body, limits)?;
+        let now = self.shared.clock.now_ms();
+        let mut errors = Vec::new();
+        let mut valid = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            match item.and_then(|obj| validate(index, &obj, limits, now)) {
+                Ok(event) => valid.push(event),
+                Err(e) => errors.push(e),
+            }
+        }
+        metrics::EVENTS_REJECTED.add(errors.len() as u64);
+        if valid.is_empty() {
+            return Ok(IngestOutcome {
+                accepted: 0,
+                duplicates: 0,
+                errors,
+            });
+        }
+        let buffered = self.shared.read_buffer().bytes();
+        if buffered > self.shared.config.max_buffer_bytes {
+            return Err(Error::Overloaded {
+                buffered,
+                limit: self.shared.config.max_buffer_bytes,
+            });
+        }
+
+        let mut hashed = Vec::with_capacity(valid.len());
+        for event in valid {
+            let ip_hash = match event.ip {
+                Some(ip) => Some(self.hash_ip(tenant, event.timestamp_ms, ip).await?),
+                None => None,
+            };
+            hashed.push(HashedEvent { event, ip_hash });
+        }
+        let raw = build_raw_batch(tenant.as_str(), now, &hashed)?;
+        let events = hourglass_processor::process(&raw)?;
+        let keys = keys_of(&raw)?;
+        let entry = encode_entry(&raw)?;
+        let (reply, answer) = oneshot::channel();
+        let request = CommitRequest {
+            raw,
+            events,
+            keys,
+            entry,
+            reply,
+        };
+        let sender = self
+            .commit_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let sender = sender.ok_or(Error::ShuttingDown)?;
+        sender
+            .send(request)
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        let committed = answer.await.map_err(|_| Error::ShuttingDown)??;
+        Ok(IngestOutcome {
+            accepted: committed.accepted,
+            duplicates: committed.duplicates,
+            errors,
+        })
+    }
+
+    async fn hash_ip(&self, tenant: &TenantId, timestamp_ms: i64, ip: IpAddr) -> Result<String> {
+        let day = chrono::DateTime::from_timestamp_millis(timestamp_ms)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let cached = self
+            .salts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&day)
+            .cloned();
+        let salt = match cached {
+            Some(s) => s,
+            None => {
+                let salt: Arc<[u8]> = self.shared.catalog.daily_salt(&day).await?.into();
+                self.salts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(day, Arc::clone(&salt));
+                salt
+            }
+        };
+        let mut h = Sha256::new();
+        h.update(&salt);
+        h.update(tenant.as_str().as_bytes());
+        h.update([0]);
+        h.update(ip.to_string().as_bytes());
+        Ok(hex::encode(&h.finalize()[..8]))
+    }
+
+    /// `tenant`'s buffered rows of `table` in the hours `[from_ms, to_ms]` (inclusive bounds,
+    /// epoch ms), per chunk with the chunk's highest WAL segment.
+    pub fn snapshot(
+        &self,
+        table: TableName,
+        tenant: &TenantId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ChunkSnapshot>> {
+        let chunks =
+            self.shared
+                .read_buffer()
+                .snapshot(table, tenant, (hour_of(from_ms), hour_of(to_ms)));
+        filter_snapshot(tenant, chunks)
+    }
+
+    /// Bytes and events buffered now.
+    pub fn buffered(&self) -> (usize, usize) {
+        let b = self.shared.read_buffer();
+        (b.bytes(), b.rows())
+    }
+
+    /// Persists everything buffered now and returns when it is in the catalog.
+    pub async fn flush(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.persist_tx
+            .send(PersistCommand::Flush(tx))
+            .await
+            .map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)?
+    }
+
+    /// Stops taking requests, commits what is queued, persists the whole buffer and stops the
+    /// tasks. Events that could not be persisted stay in the WAL for the next start.
+    pub async fn shutdown(&self) -> Result<()> {
+        drop(
+            self.commit_tx
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        let mut tasks = self.tasks.lock().await;
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        // The committer ends once every sender is gone and its queue is drained.
+        let committer = tasks.remove(0);
+        let _ = committer.await;
+        let (tx, rx) = oneshot::channel();
+        let result = match self.persist_tx.send(PersistCommand::Shutdown(tx)).await {
+            Ok(()) => rx.await.unwrap_or(Err(Error::ShuttingDown)),
+            Err(_) => Err(Error::ShuttingDown),
+        };
+        for task in tasks.drain(..) {
+            let _ = task.await;
+        }
+        result
+    }
+}

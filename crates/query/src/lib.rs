@@ -1,0 +1,21 @@
+//! Hourglass querier: SQL over one tenant's rows, from the catalog's Parquet files and the
+//! ingesters' unpersisted buffers, with DataFusion.
+//!
+//! Isolation lives in the table providers ([`TenantTable`]), not in the SQL text: every scan
+//! is restricted to the session's tenant, and that restriction is pushed into catalog pruning
+//! (files whose tenant range excludes the tenant are never opened) and into Parquet row-group
+//! and page pruning. Sessions refuse DDL, DML and statements, so a merchant's SQL can only
+//! read its own two tables.
+
+mod buffer_source;
+mod error;
+pub mod metrics;
+mod querier;
+mod table;
+mod time_bounds;
+
+pub use buffer_source::{BufferSource, BufferedChunk};
+pub use error::{Error, Result};
+pub use querier::{Querier, QueryConfig, QueryResult};
+pub use table::TenantTable;
+pub use time_bounds::TimeBounds;

@@ -1,0 +1,211 @@
+//! The table provider that scopes a table to one tenant.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::DFSchema;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType, col, lit};
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExecBuilder;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::scalar::ScalarValue;
+use hourglass_catalog::{Catalog, FileFilter};
+use hourglass_types::schema::{self, col as column};
+use hourglass_types::{TableName, TenantId};
+
+use crate::buffer_source::BufferSource;
+use crate::metrics;
+use crate::time_bounds::TimeBounds;
+
+/// One stored table as one tenant sees it: the catalog's Parquet files plus the ingesters'
+/// buffered rows, restricted to the tenant in every scan.
+#[derive(Debug)]
+pub struct TenantTable {
+    table: TableName,
+    tenant: TenantId,
+    schema: SchemaRef,
+    catalog: Arc<dyn Catalog>,
+    buffers: Vec<Arc<dyn BufferSource>>,
+    store_url: ObjectStoreUrl,
+}
+
+impl TenantTable {
+    /// `table` for `tenant`, reading files from the object store registered at `store_url`.
+    pub fn new(
+        table: TableName,
+        tenant: TenantId,
+        catalog: Arc<dyn Catalog>,
+        buffers: Vec<Arc<dyn BufferSource>>,
+        store_url: ObjectStoreUrl,
+    ) -> Self {
+        Self {
+            table,
+            tenant,
+            schema: schema::of(table),
+            catalog,
+            buffers,
+            store_url,
+        }
+    }
+
+    fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+#[async_trait]
+impl TableProvider for TenantTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters prune files, row groups and pages, but DataFusion still applies them exactly.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let bounds = TimeBounds::from_filters(filters);
+        let tenant_idx = self.schema.index_of(column::TENANT_ID)?;
+
+        // Columns to read: what the query wants plus tenant_id for the isolation filter,
+        // which is then projected away.
+        let wanted: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let mut scan_cols = wanted.clone();
+        if !scan_cols.contains(&tenant_idx) {
+            scan_cols.push(tenant_idx);
+        }
+        let tenant_pos = scan_cols.iter().position(|i| *i == tenant_idx).unwrap_or(0);
+
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !bounds.is_empty() {
+            // Buffers first, then the catalog: see BufferSource for why the order matters.
+            let from = bounds.min_ms.unwrap_or(0);
+            let to = bounds.max_ms.unwrap_or(i64::MAX);
+            let mut chunks = Vec::new();
+            for source in &self.buffers {
+                let got = source
+                    .snapshot(self.table, &self.tenant, from, to)
+                    .await
+                    .map_err(DataFusionError::External)?;
+                chunks.extend(got);
+            }
+            let filter = FileFilter {
+                table: self.table,
+                tenant: Some(self.tenant.clone()),
+                min_time_ms: bounds.min_ms,
+                max_time_ms: bounds.max_ms,
+            };
+            let listing = self
+                .catalog
+                .list_files(&filter)
+                .await
+                .map_err(Self::external)?;
+
+            let buffered: Vec<_> = chunks
+                .into_iter()
+                .filter(|c| c.max_seq > listing.persisted.get(&c.ingester_id).copied().unwrap_or(0))
+                .flat_map(|c| c.batches)
+                .filter(|b| b.num_rows() > 0)
+                .collect();
+            if !buffered.is_empty() {
+                inputs.push(MemorySourceConfig::try_new_exec(
+                    &[buffered],
+                    Arc::clone(&self.schema),
+                    Some(scan_cols.clone()),
+                )?);
+            }
+
+            if !listing.files.is_empty() {
+                metrics::FILES_SCANNED.add(listing.files.len() as u64);
+                inputs.push(self.parquet_scan(state, &listing.files, filters, &scan_cols)?);
+            }
+        }
+        if inputs.is_empty() {
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &[vec![]],
+                Arc::clone(&self.schema),
+                Some(scan_cols.clone()),
+            )?);
+        }
+        let input = UnionExec::try_new(inputs)?;
+
+        let is_tenant = Arc::new(BinaryExpr::new(
+            Arc::new(Column::new(column::TENANT_ID, tenant_pos)),
+            datafusion::logical_expr::Operator::Eq,
+            Arc::new(Literal::new(ScalarValue::Utf8(Some(
+                self.tenant.to_string(),
+            )))),
+        ));
+        let output: Vec<usize> = (0..wanted.len()).collect();
+        let plan = FilterExecBuilder::new(is_tenant, input)
+            .apply_projection(Some(output))?
+            .build()?;
+        Ok(Arc::new(plan))
+    }
+}
+
+impl TenantTable {
+    fn parquet_scan(
+        &self,
+        state: &dyn Session,
+        files: &[hourglass_catalog::FileRecord],
+        filters: &[Expr],
+        scan_cols: &[usize],
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // The pruning predicate: the tenant plus every query filter, against the full schema.
+        let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
+        let tenant_filter = col(column::TENANT_ID).eq(lit(self.tenant.as_str()));
+        let predicate = conjunction(std::iter::once(tenant_filter).chain(filters.iter().cloned()))
+            .map(|e| state.create_physical_expr(e, &df_schema))
+            .transpose()?;
+
+        let runtime = state.runtime_env();
+        let store = runtime.object_store(&self.store_url)?;
+        let cache = runtime.cache_manager.get_file_metadata_cache();
+        let mut source = ParquetSource::new(Arc::clone(&self.schema))
+            .with_table_parquet_options(state.default_table_options().parquet)
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                store, cache,
+            )));
+        if let Some(p) = predicate {
+            source = source.with_predicate(p);
+        }
+        let group: FileGroup = files
+            .iter()
+            .map(|f| PartitionedFile::new(f.file.path.clone(), f.file.bytes))
+            .collect();
+        let groups = group.split_files(state.config().target_partitions().max(1));
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_groups(groups)
+            .with_projection_indices(Some(scan_cols.to_vec()))?
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}

@@ -1,0 +1,170 @@
+//! Command-line flags. Every flag also reads an `HOURGLASS_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use bytesize::ByteSize;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Hourglass: a columnar time-series database for web and app analytics.
+#[derive(Debug, Parser)]
+#[command(name = "hourglass", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs every role in one process on embedded defaults (local directory, SQLite catalog).
+    Serve(Box<ServeArgs>),
+    /// Manages tenants on a running server.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Runs SQL against a running server and prints the result.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Creates a tenant and prints its write key and read token as JSON.
+    Create {
+        /// Tenant id: 1-64 characters of a-z, 0-9, '-' and '_'.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Where the CLI finds the server.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Base URL of the server's HTTP API.
+    #[arg(
+        long,
+        env = "HOURGLASS_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// Token to authenticate with (the admin token for tenant commands, a read token for queries).
+    #[arg(long, env = "HOURGLASS_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL statement.
+    pub sql: String,
+    /// Output format.
+    #[arg(long, env = "HOURGLASS_FORMAT", value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API (ingest, query, admin, health, metrics). Port 0 picks a free port.
+    #[arg(long, env = "HOURGLASS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Directory for the catalog (catalog.db) and the object store (objects/).
+    #[arg(long, env = "HOURGLASS_DATA_DIR", default_value = "./hourglass-data")]
+    pub data_dir: PathBuf,
+    /// Admin token to accept (added on start). Without it, the first start creates one and
+    /// prints it once.
+    #[arg(long, env = "HOURGLASS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Log output format.
+    #[arg(long, env = "HOURGLASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub query: QueryEngineArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// This ingester's id: names its WAL and its position in the catalog. Never share one
+    /// between two live processes.
+    #[arg(long, env = "HOURGLASS_INGESTER_ID", default_value = "ingester-0")]
+    pub ingester_id: String,
+    /// Number of shards tenants are hashed over; each (table, hour, shard) is one partition.
+    #[arg(long, env = "HOURGLASS_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+    /// Persist the buffer once it holds this much.
+    #[arg(long, env = "HOURGLASS_PERSIST_MAX_BYTES", default_value = "256MiB")]
+    pub persist_max_bytes: ByteSize,
+    /// Persist the buffer once its oldest event has waited this long.
+    #[arg(long, env = "HOURGLASS_PERSIST_MAX_AGE", default_value = "5m")]
+    pub persist_max_age: humantime::Duration,
+    /// Refuse ingest with 429 while the buffer holds more than this.
+    #[arg(long, env = "HOURGLASS_MAX_BUFFER_BYTES", default_value = "1GiB")]
+    pub max_buffer_bytes: ByteSize,
+    /// Largest ingest request body, as sent.
+    #[arg(long, env = "HOURGLASS_MAX_BODY_BYTES", default_value = "16MiB")]
+    pub max_body_bytes: ByteSize,
+    /// Largest ingest body after gzip decompression.
+    #[arg(
+        long,
+        env = "HOURGLASS_MAX_DECOMPRESSED_BYTES",
+        default_value = "64MiB"
+    )]
+    pub max_decompressed_bytes: ByteSize,
+    /// Most events in one ingest request.
+    #[arg(
+        long,
+        env = "HOURGLASS_MAX_EVENTS_PER_REQUEST",
+        default_value_t = 10_000
+    )]
+    pub max_events_per_request: usize,
+    /// Longest string field or property value.
+    #[arg(long, env = "HOURGLASS_MAX_STRING_BYTES", default_value = "8KiB")]
+    pub max_string_bytes: ByteSize,
+    /// Most entries in an event's props.
+    #[arg(long, env = "HOURGLASS_MAX_PROPS", default_value_t = 64)]
+    pub max_props: usize,
+    /// How far ahead of the server clock an event timestamp may be.
+    #[arg(long, env = "HOURGLASS_MAX_FUTURE", default_value = "1h")]
+    pub max_future: humantime::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryEngineArgs {
+    /// Memory all running queries may use together.
+    #[arg(long, env = "HOURGLASS_QUERY_MEMORY", default_value = "2GiB")]
+    pub query_memory: ByteSize,
+    /// Largest result one query may return.
+    #[arg(
+        long,
+        env = "HOURGLASS_QUERY_MAX_RESULT_BYTES",
+        default_value = "256MiB"
+    )]
+    pub query_max_result_bytes: ByteSize,
+    /// Queries allowed to run at once; more get 429.
+    #[arg(long, env = "HOURGLASS_MAX_CONCURRENT_QUERIES", default_value_t = 16)]
+    pub max_concurrent_queries: usize,
+    /// Threads of the query runtime (0: one per core).
+    #[arg(long, env = "HOURGLASS_QUERY_THREADS", default_value_t = 0)]
+    pub query_threads: usize,
+}

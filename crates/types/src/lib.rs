@@ -1,0 +1,15 @@
+//! Hourglass core types: the event schemas, partition math, tenant ids, error kinds and the clock.
+//!
+//! This crate does no IO and runs no async code, so every other crate can depend on it.
+
+pub mod clock;
+pub mod error;
+pub mod metrics;
+pub mod partition;
+pub mod schema;
+pub mod tenant;
+
+pub use clock::{Clock, MockClock, SystemClock};
+pub use error::ErrorKind;
+pub use partition::{PartitionKey, TableName};
+pub use tenant::{TenantId, TenantIdError};

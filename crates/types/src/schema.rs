@@ -1,0 +1,178 @@
+//! The Arrow schemas of the stored tables.
+//!
+//! `raw_events` keeps what was received (less the IP address, which is only kept as a salted
+//! hash); `events` is `raw_events` passed through the processor and adds derived columns.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// Column names shared by code that builds or reads batches.
+pub mod col {
+    /// Tenant the event belongs to; taken from the write key, never from the body.
+    pub const TENANT_ID: &str = "tenant_id";
+    /// Client-chosen or assigned event id, used for de-duplication.
+    pub const EVENT_ID: &str = "event_id";
+    /// When the event happened (UTC, milliseconds).
+    pub const TIMESTAMP: &str = "timestamp";
+    /// When the ingester received it (UTC, milliseconds).
+    pub const RECEIVED_AT: &str = "received_at";
+    /// Event name, such as `pageview`.
+    pub const NAME: &str = "name";
+    /// Anonymous visitor cookie or app instance id.
+    pub const CLIENT_ID: &str = "client_id";
+    /// The merchant's own user id.
+    pub const USER_ID: &str = "user_id";
+    /// Client-provided session id.
+    pub const SESSION_ID: &str = "session_id";
+    /// Page URL.
+    pub const URL: &str = "url";
+    /// Referrer URL.
+    pub const REFERRER: &str = "referrer";
+    /// Page title.
+    pub const TITLE: &str = "title";
+    /// User-agent string.
+    pub const USER_AGENT: &str = "user_agent";
+    /// Salted hash of the client IP address (the raw address is never stored).
+    pub const IP_HASH: &str = "ip_hash";
+    /// ISO 3166 alpha-2 country code.
+    pub const COUNTRY: &str = "country";
+    /// Language tag.
+    pub const LANGUAGE: &str = "language";
+    /// Screen width in pixels.
+    pub const SCREEN_WIDTH: &str = "screen_width";
+    /// Revenue amount.
+    pub const REVENUE: &str = "revenue";
+    /// ISO 4217 currency of `revenue`.
+    pub const CURRENCY: &str = "currency";
+    /// Whether the event counts as an interaction (ends a bounce).
+    pub const INTERACTIVE: &str = "interactive";
+    /// Custom string properties.
+    pub const PROPS: &str = "props";
+    /// Lower-case page host without a leading `www.` (events only).
+    pub const HOSTNAME: &str = "hostname";
+    /// Percent-decoded URL path (events only).
+    pub const PATH: &str = "path";
+    /// `utm_source` query parameter of the page URL (events only).
+    pub const UTM_SOURCE: &str = "utm_source";
+    /// `utm_medium` query parameter (events only).
+    pub const UTM_MEDIUM: &str = "utm_medium";
+    /// `utm_campaign` query parameter (events only).
+    pub const UTM_CAMPAIGN: &str = "utm_campaign";
+    /// `utm_content` query parameter (events only).
+    pub const UTM_CONTENT: &str = "utm_content";
+    /// `utm_term` query parameter (events only).
+    pub const UTM_TERM: &str = "utm_term";
+    /// Version of the processor that derived the row (events only).
+    pub const PROCESSOR_VERSION: &str = "processor_version";
+}
+
+/// The Arrow type of all timestamps: milliseconds, UTC.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("UTC")))
+}
+
+/// The Arrow type of `props`: a map from string keys to string values, laid out exactly as
+/// arrow's `MapBuilder` builds it with default field names.
+pub fn props_type() -> DataType {
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("keys", DataType::Utf8, false),
+            Field::new("values", DataType::Utf8, true),
+        ])),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+fn raw_fields() -> Vec<Field> {
+    use col::*;
+    let text = |name: &str| Field::new(name, DataType::Utf8, true);
+    vec![
+        Field::new(TENANT_ID, DataType::Utf8, false),
+        Field::new(EVENT_ID, DataType::Utf8, false),
+        Field::new(TIMESTAMP, timestamp_type(), false),
+        Field::new(RECEIVED_AT, timestamp_type(), false),
+        Field::new(NAME, DataType::Utf8, false),
+        text(CLIENT_ID),
+        text(USER_ID),
+        text(SESSION_ID),
+        text(URL),
+        text(REFERRER),
+        text(TITLE),
+        text(USER_AGENT),
+        text(IP_HASH),
+        text(COUNTRY),
+        text(LANGUAGE),
+        Field::new(SCREEN_WIDTH, DataType::Int32, true),
+        Field::new(REVENUE, DataType::Float64, true),
+        text(CURRENCY),
+        Field::new(INTERACTIVE, DataType::Boolean, false),
+        Field::new(PROPS, props_type(), true),
+    ]
+}
+
+static RAW_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| Arc::new(Schema::new(raw_fields())));
+
+static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    use col::*;
+    let mut fields = raw_fields();
+    for name in [
+        HOSTNAME,
+        PATH,
+        UTM_SOURCE,
+        UTM_MEDIUM,
+        UTM_CAMPAIGN,
+        UTM_CONTENT,
+        UTM_TERM,
+    ] {
+        fields.push(Field::new(name, DataType::Utf8, true));
+    }
+    fields.push(Field::new(PROCESSOR_VERSION, DataType::Int32, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// Schema of `raw_events`.
+pub fn raw_events() -> SchemaRef {
+    Arc::clone(&RAW_EVENTS)
+}
+
+/// Schema of `events`.
+pub fn events() -> SchemaRef {
+    Arc::clone(&EVENTS)
+}
+
+/// Schema of a stored table.
+pub fn of(table: crate::TableName) -> SchemaRef {
+    match table {
+        crate::TableName::RawEvents => raw_events(),
+        crate::TableName::Events => events(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+    use arrow::array::{MapBuilder, StringBuilder};
+
+    #[test]
+    fn props_type_matches_map_builder() {
+        let mut builder = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+        builder.keys().append_value("k");
+        builder.values().append_value("v");
+        builder.append(true).expect("append");
+        assert_eq!(builder.finish().data_type(), &props_type());
+    }
+
+    #[test]
+    fn events_extends_raw_events() {
+        let raw = raw_events();
+        let events = events();
+        for (i, field) in raw.fields().iter().enumerate() {
+            assert_eq!(events.field(i), field.as_ref());
+        }
+        assert!(events.index_of(col::PATH).is_ok());
+    }
+}
