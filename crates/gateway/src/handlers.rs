@@ -43,24 +43,38 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(ErrorKind::NotFound, "no such endpoint; see docs/api.md")
 }
 
+/// Bytes of an oversized body read and thrown away before answering 413. Answering without
+/// reading makes the server close a connection the client is still writing to, and the client
+/// then often loses the 413 itself to the TCP reset.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Reads a request body up to `limit` bytes, answering 413 past it.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buffer = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorKind::InvalidArgument,
+                format!("reading the request body: {e}"),
+            )
+        })?;
+        seen += chunk.len();
+        if seen <= limit {
+            buffer.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,
             format!("request body exceeds the limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        ));
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
+    Ok(Bytes::from(buffer))
 }
 
 #[derive(Deserialize)]
@@ -84,7 +98,7 @@ pub(crate) async fn create_tenant(
     body: Body,
 ) -> Result<Response, ApiError> {
     gw.auth.admin(&headers).await?;
-    let request: CreateTenant = parse_json(&read_body(body, &headers, 64 * 1024).await?)?;
+    let request: CreateTenant = parse_json(&read_body(body, 64 * 1024).await?)?;
     let tenant = TenantId::new(&request.id)
         .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("id: {e}")))?;
     let write_key = secret::generate(secret::WRITE_PREFIX);
@@ -127,7 +141,7 @@ pub(crate) async fn ingest(
             ));
         }
     };
-    let body = read_body(body, &headers, gw.ingester.limits().max_body_bytes).await?;
+    let body = read_body(body, gw.ingester.limits().max_body_bytes).await?;
     let outcome = gw.ingester.ingest(&tenant, body, gzip).await?;
     let status = if outcome.accepted == 0 && !outcome.errors.is_empty() {
         StatusCode::BAD_REQUEST
@@ -162,7 +176,7 @@ pub(crate) async fn query(
             "Accept must be application/json, text/csv or application/vnd.apache.arrow.stream",
         )
     })?;
-    let request: QueryRequest = parse_json(&read_body(body, &headers, 1024 * 1024).await?)?;
+    let request: QueryRequest = parse_json(&read_body(body, 1024 * 1024).await?)?;
     let _slot = gw.query_slots.try_acquire().map_err(|_| {
         ApiError::new(
             ErrorKind::ResourceExhausted,

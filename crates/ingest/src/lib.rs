@@ -4,9 +4,9 @@
 //!
 //! The path of one request: [`parse`] splits and validates the body; [`batch`] builds the
 //! `raw_events` batch and its WAL entry; the processor derives the `events` batch; the
-//! [`committer`] de-duplicates by `(tenant, event_id)`, writes one WAL segment for every request
+//! committer de-duplicates by `(tenant, event_id)`, writes one WAL segment for every request
 //! waiting (so concurrent requests share one sync), inserts into the [`buffer`] and answers.
-//! The [`persister`] turns the buffer into Parquet on size and age thresholds and at shutdown.
+//! The persister turns the buffer into Parquet on size and age thresholds and at shutdown.
 
 pub mod batch;
 pub mod buffer;

@@ -45,11 +45,11 @@ pub(crate) async fn run_persister(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pe
         };
         match command {
             None => {
-                if due(&shared) {
-                    if let Err(e) = persist_all(&shared).await {
-                        metrics::PERSIST_ERRORS.inc();
-                        tracing::warn!(error = %hourglass_types::error::display_chain(&e), "persist failed; will retry");
-                    }
+                if due(&shared)
+                    && let Err(e) = persist_all(&shared).await
+                {
+                    metrics::PERSIST_ERRORS.inc();
+                    tracing::warn!(error = %hourglass_types::error::display_chain(&e), "persist failed; will retry");
                 }
             }
             Some(PersistCommand::Flush(reply)) => {

@@ -69,10 +69,10 @@ impl UrlParts {
             if value.is_empty() {
                 continue;
             }
-            if let Some(slot) = UTM_KEYS.iter().position(|k| *k == key) {
-                if utm[slot].is_none() {
-                    utm[slot] = Some(value.into_owned());
-                }
+            if let Some(slot) = UTM_KEYS.iter().position(|k| *k == key)
+                && utm[slot].is_none()
+            {
+                utm[slot] = Some(value.into_owned());
             }
         }
         Self {

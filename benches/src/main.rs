@@ -1,0 +1,93 @@
+//! `hourglass-bench`: starts a real `hourglass serve`, measures ingest throughput with durable
+//! acknowledgement, then query latency for one tenant, against bare DataFusion reading the same
+//! Parquet files in the same run. Prints a Markdown report.
+//!
+//! Build and run in release: `cargo run --release -p hourglass-bench -- --help`.
+
+mod data;
+mod ingest;
+mod query;
+mod server;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Benchmarks Hourglass end to end and prints figures as Markdown.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Dataset sizes for the query benchmark, in events (each is reached by ingesting more).
+    #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
+    sizes: Vec<usize>,
+    /// Events per ingest measurement.
+    #[arg(long, default_value_t = 50_000)]
+    ingest_events: usize,
+    /// Repetitions of each measurement; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Tenants sharing the data (skewed: tenant t000 has the most events).
+    #[arg(long, default_value_t = 200)]
+    tenants: usize,
+    /// Path of the `hourglass` binary (default: next to this one).
+    #[arg(long)]
+    hourglass: Option<std::path::PathBuf>,
+}
+
+/// The median of some durations.
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let binary = match &args.hourglass {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("hourglass"),
+    };
+    let server = server::Server::start(&binary)?;
+    let tenants = data::Tenants::create(&server, args.tenants).await?;
+    let mut loaded = 0usize;
+
+    println!("## Ingest throughput (durable ack)\n");
+    println!(
+        "Median of {} runs of {} events each; {} tenants; events about 350 bytes of JSON.\n",
+        args.runs, args.ingest_events, args.tenants
+    );
+    println!("| clients | events/request | events/s | requests/s |");
+    println!("|---:|---:|---:|---:|");
+    for (clients, batch) in [(1, 100), (1, 1000), (16, 100), (16, 1000)] {
+        let mut samples = Vec::new();
+        for run in 0..args.runs {
+            let elapsed =
+                ingest::measure(&tenants, clients, batch, args.ingest_events, run as u64).await?;
+            loaded += args.ingest_events;
+            samples.push(elapsed);
+        }
+        let t = median(samples).as_secs_f64();
+        let events_per_s = args.ingest_events as f64 / t;
+        println!(
+            "| {clients} | {batch} | {events_per_s:.0} | {:.0} |",
+            events_per_s / batch as f64
+        );
+    }
+
+    for size in &args.sizes {
+        if loaded < *size {
+            ingest::measure(&tenants, 16, 1000, size - loaded, 99).await?;
+            loaded = *size;
+        }
+        server.admin().flush().await?;
+        println!("\n## Query latency, {loaded} events\n");
+        query::compare(&server, &tenants, args.runs).await?;
+    }
+    drop(server);
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! The `hourglass serve` process under test.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use hourglass_client::Client;
+
+/// The admin token of the benchmarked server.
+pub(crate) const ADMIN: &str = "bench-admin-token-0123456789";
+
+/// A running server in a temporary directory, killed on drop.
+pub(crate) struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub data_dir: PathBuf,
+    pub url: String,
+}
+
+impl Server {
+    pub(crate) fn start(binary: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let data_dir = dir.path().join("data");
+        let log = std::fs::File::create(dir.path().join("server.log"))?;
+        let mut child = Command::new(binary)
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--admin-token",
+                ADMIN,
+                "--persist-max-age",
+                "30m",
+            ])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .env("HOURGLASS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = loop {
+            let Some(line) = lines.next() else {
+                anyhow::bail!("hourglass exited before listening")
+            };
+            let line = line?;
+            if let Some(url) = line.split("listening on ").nth(1) {
+                break url.trim().to_string();
+            }
+        };
+        Ok(Self {
+            child,
+            _dir: dir,
+            data_dir,
+            url,
+        })
+    }
+
+    pub(crate) fn admin(&self) -> Client {
+        Client::new(&self.url, ADMIN)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests against the real `hourglass` binary: each test starts its own server on an
+//! ephemeral port in a temporary directory, talks to it over HTTP, and kills it with SIGKILL
+//! where durability is the point.
+
+mod bad_input;
+mod cli;
+mod durability;
+mod isolation;
+mod persist;
+mod roundtrip;
+mod support;
+mod wal_damage;
