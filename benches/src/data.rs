@@ -21,13 +21,8 @@ const PATHS: [&str; 12] = [
     "/product/3",
     "/about",
 ];
-const REFERRERS: [&str; 5] = [
-    "https://www.google.com/",
-    "https://news.example/",
-    "",
-    "https://t.co/x",
-    "https://duckduckgo.com/",
-];
+const REFERRERS: [&str; 5] =
+    ["https://www.google.com/", "https://news.example/", "", "https://t.co/x", "https://duckduckgo.com/"];
 const AGENTS: [&str; 3] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1",
@@ -55,11 +50,7 @@ impl Tenants {
             }
         }
         let weights = (0..writers.len()).map(|i| 1.0 / (i as f64 + 1.0)).collect();
-        Ok(Self {
-            writers,
-            reader: reader.ok_or_else(|| anyhow::anyhow!("no tenant"))?,
-            weights,
-        })
+        Ok(Self { writers, reader: reader.ok_or_else(|| anyhow::anyhow!("no tenant"))?, weights })
     }
 
     fn pick(&self, rng: &mut StdRng) -> usize {

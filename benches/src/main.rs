@@ -41,9 +41,7 @@ pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(args))
 }
 
@@ -66,17 +64,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for (clients, batch) in [(1, 100), (1, 1000), (16, 100), (16, 1000)] {
         let mut samples = Vec::new();
         for run in 0..args.runs {
-            let elapsed =
-                ingest::measure(&tenants, clients, batch, args.ingest_events, run as u64).await?;
+            let elapsed = ingest::measure(&tenants, clients, batch, args.ingest_events, run as u64).await?;
             loaded += args.ingest_events;
             samples.push(elapsed);
         }
         let t = median(samples).as_secs_f64();
         let events_per_s = args.ingest_events as f64 / t;
-        println!(
-            "| {clients} | {batch} | {events_per_s:.0} | {:.0} |",
-            events_per_s / batch as f64
-        );
+        println!("| {clients} | {batch} | {events_per_s:.0} | {:.0} |", events_per_s / batch as f64);
     }
 
     for size in &args.sizes {

@@ -10,11 +10,7 @@ use crate::server::Server;
 
 /// (name, Hourglass SQL, bare DataFusion SQL over all tenants' rows).
 const QUERIES: [(&str, &str, &str); 3] = [
-    (
-        "count",
-        "SELECT count(*) AS n FROM events",
-        "SELECT count(*) AS n FROM events WHERE tenant_id = 't000'",
-    ),
+    ("count", "SELECT count(*) AS n FROM events", "SELECT count(*) AS n FROM events WHERE tenant_id = 't000'"),
     (
         "count by hour",
         "SELECT date_trunc('hour', timestamp) AS h, count(*) AS n FROM events GROUP BY h ORDER BY h",
@@ -45,24 +41,13 @@ where
 pub(crate) async fn compare(server: &Server, tenants: &Tenants, runs: usize) -> anyhow::Result<()> {
     let events_dir = server.data_dir.join("objects").join("events");
     let files = walk(&events_dir);
-    let bytes: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
+    let bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
     let url = format!("{}/", events_dir.display());
-    ctx.register_parquet("events", &url, ParquetReadOptions::default())
-        .await?;
-    let total: usize = tenants
-        .reader
-        .query_json("SELECT count(*) AS n FROM events")
-        .await?[0]["n"]
-        .as_u64()
-        .unwrap_or(0) as usize;
+    ctx.register_parquet("events", &url, ParquetReadOptions::default()).await?;
+    let total: usize =
+        tenants.reader.query_json("SELECT count(*) AS n FROM events").await?[0]["n"].as_u64().unwrap_or(0) as usize;
     println!(
         "Tenant t000 holds {total} of the events; {} Parquet files, {:.1} MiB. Median of {runs} warm runs.\n",
         files.len(),
@@ -72,28 +57,16 @@ pub(crate) async fn compare(server: &Server, tenants: &Tenants, runs: usize) -> 
     println!("|---|---:|---:|---:|");
     for (name, ours, bare) in QUERIES {
         let reader = &tenants.reader;
-        let (hg, hg_rows) = time(
-            runs,
-            || async move { Ok(reader.query_json(ours).await?.len()) },
-        )
-        .await?;
+        let (hg, hg_rows) = time(runs, || async move { Ok(reader.query_json(ours).await?.len()) }).await?;
         let ctx = &ctx;
         let (df, df_rows) = time(runs, || async move {
             let batches = ctx.sql(bare).await?.collect().await?;
             Ok(batches.iter().map(|b| b.num_rows()).sum())
         })
         .await?;
-        anyhow::ensure!(
-            hg_rows == df_rows,
-            "{name}: Hourglass returned {hg_rows} rows, DataFusion {df_rows}"
-        );
+        anyhow::ensure!(hg_rows == df_rows, "{name}: Hourglass returned {hg_rows} rows, DataFusion {df_rows}");
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        println!(
-            "| {name} | {:.1} | {:.1} | {:.2} |",
-            ms(hg),
-            ms(df),
-            ms(hg) / ms(df).max(1e-9)
-        );
+        println!("| {name} | {:.1} | {:.1} | {:.2} |", ms(hg), ms(df), ms(hg) / ms(df).max(1e-9));
     }
     Ok(())
 }

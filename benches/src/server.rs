@@ -23,15 +23,7 @@ impl Server {
         let data_dir = dir.path().join("data");
         let log = std::fs::File::create(dir.path().join("server.log"))?;
         let mut child = Command::new(binary)
-            .args([
-                "serve",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--admin-token",
-                ADMIN,
-                "--persist-max-age",
-                "30m",
-            ])
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--admin-token", ADMIN, "--persist-max-age", "30m"])
             .arg("--data-dir")
             .arg(&data_dir)
             .env("HOURGLASS_LOG", "warn")
@@ -39,26 +31,16 @@ impl Server {
             .stderr(log)
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut lines = std::io::BufReader::new(stdout).lines();
         let url = loop {
-            let Some(line) = lines.next() else {
-                anyhow::bail!("hourglass exited before listening")
-            };
+            let Some(line) = lines.next() else { anyhow::bail!("hourglass exited before listening") };
             let line = line?;
             if let Some(url) = line.split("listening on ").nth(1) {
                 break url.trim().to_string();
             }
         };
-        Ok(Self {
-            child,
-            _dir: dir,
-            data_dir,
-            url,
-        })
+        Ok(Self { child, _dir: dir, data_dir, url })
     }
 
     pub(crate) fn admin(&self) -> Client {

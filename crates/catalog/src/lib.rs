@@ -160,12 +160,7 @@ pub struct FileListing {
 pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Creates a tenant with its write key and read token (given as hashes);
     /// [`Error::TenantExists`] if the id is taken.
-    async fn create_tenant(
-        &self,
-        tenant: &TenantId,
-        write_key_hash: &str,
-        read_token_hash: &str,
-    ) -> Result<()>;
+    async fn create_tenant(&self, tenant: &TenantId, write_key_hash: &str, read_token_hash: &str) -> Result<()>;
 
     /// Lists every tenant id.
     async fn list_tenants(&self) -> Result<Vec<TenantId>>;
@@ -182,12 +177,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Records persisted files and moves the ingester's persisted WAL position to
     /// `wal_through`, atomically. If the position is already at or beyond `wal_through` the
     /// call does nothing, so retrying a commit whose outcome was unknown is safe.
-    async fn commit_persist(
-        &self,
-        ingester_id: &str,
-        wal_through: u64,
-        files: &[NewFile],
-    ) -> Result<()>;
+    async fn commit_persist(&self, ingester_id: &str, wal_through: u64, files: &[NewFile]) -> Result<()>;
 
     /// The ingester's persisted WAL position, if it ever persisted.
     async fn persisted_position(&self, ingester_id: &str) -> Result<Option<u64>>;

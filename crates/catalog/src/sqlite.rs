@@ -29,10 +29,7 @@ impl SqliteCatalog {
     pub async fn open(path: &Path) -> Result<Self> {
         let location = path.display().to_string();
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{location}"))
-            .map_err(|source| Error::Open {
-                location: location.clone(),
-                source,
-            })?
+            .map_err(|source| Error::Open { location: location.clone(), source })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -43,20 +40,14 @@ impl SqliteCatalog {
 
     /// A fresh in-memory catalog; for tests.
     pub async fn in_memory() -> Result<Self> {
-        let options =
-            SqliteConnectOptions::from_str("sqlite::memory:").map_err(|source| Error::Open {
-                location: ":memory:".into(),
-                source,
-            })?;
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|source| Error::Open { location: ":memory:".into(), source })?;
         // One connection: every in-memory connection would be a separate database.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
-            .map_err(|source| Error::Open {
-                location: ":memory:".into(),
-                source,
-            })?;
+            .map_err(|source| Error::Open { location: ":memory:".into(), source })?;
         run_sqlite(&pool).await?;
         Ok(Self { pool })
     }
@@ -66,32 +57,20 @@ impl SqliteCatalog {
             .max_connections(8)
             .connect_with(options)
             .await
-            .map_err(|source| Error::Open {
-                location: location.to_string(),
-                source,
-            })?;
+            .map_err(|source| Error::Open { location: location.to_string(), source })?;
         run_sqlite(&pool).await?;
         Ok(Self { pool })
     }
 }
 
 fn tenant_from_db(id: String) -> Result<TenantId> {
-    TenantId::new(&id).map_err(|_| Error::Invalid {
-        what: "tenant id",
-        value: id,
-    })
+    TenantId::new(&id).map_err(|_| Error::Invalid { what: "tenant id", value: id })
 }
 
 fn file_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord> {
-    let get = |e| Error::Query {
-        operation: "reading a file row",
-        source: e,
-    };
+    let get = |e| Error::Query { operation: "reading a file row", source: e };
     let table: String = row.try_get("table_name").map_err(get)?;
-    let table = TableName::parse(&table).ok_or(Error::Invalid {
-        what: "table name",
-        value: table,
-    })?;
+    let table = TableName::parse(&table).ok_or(Error::Invalid { what: "table name", value: table })?;
     Ok(FileRecord {
         id: row.try_get("id").map_err(get)?,
         file: NewFile {
@@ -115,46 +94,29 @@ fn file_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord> {
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
-    async fn create_tenant(
-        &self,
-        tenant: &TenantId,
-        write_key_hash: &str,
-        read_token_hash: &str,
-    ) -> Result<()> {
+    async fn create_tenant(&self, tenant: &TenantId, write_key_hash: &str, read_token_hash: &str) -> Result<()> {
         let now = chrono_now_ms();
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(query_err("starting create tenant"))?;
-        let inserted = sqlx::query(
-            "INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(tenant.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err("inserting tenant"))?;
-        if inserted.rows_affected() == 0 {
-            return Err(Error::TenantExists {
-                tenant: tenant.to_string(),
-            });
-        }
-        for (hash, kind) in [(write_key_hash, "write"), (read_token_hash, "read")] {
-            sqlx::query(
-                "INSERT INTO tokens (hash, kind, tenant_id, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(hash)
-            .bind(kind)
+        let mut tx = self.pool.begin().await.map_err(query_err("starting create tenant"))?;
+        let inserted = sqlx::query("INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING")
             .bind(tenant.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(query_err("inserting tenant token"))?;
+            .map_err(query_err("inserting tenant"))?;
+        if inserted.rows_affected() == 0 {
+            return Err(Error::TenantExists { tenant: tenant.to_string() });
         }
-        tx.commit()
-            .await
-            .map_err(query_err("committing create tenant"))
+        for (hash, kind) in [(write_key_hash, "write"), (read_token_hash, "read")] {
+            sqlx::query("INSERT INTO tokens (hash, kind, tenant_id, created_at) VALUES (?, ?, ?, ?)")
+                .bind(hash)
+                .bind(kind)
+                .bind(tenant.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("inserting tenant token"))?;
+        }
+        tx.commit().await.map_err(query_err("committing create tenant"))
     }
 
     async fn list_tenants(&self) -> Result<Vec<TenantId>> {
@@ -184,12 +146,11 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn lookup_token(&self, token_hash: &str) -> Result<Option<Principal>> {
-        let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT kind, tenant_id FROM tokens WHERE hash = ?")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query_err("looking up token"))?;
+        let row: Option<(String, Option<String>)> = sqlx::query_as("SELECT kind, tenant_id FROM tokens WHERE hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("looking up token"))?;
         let Some((kind, tenant)) = row else {
             return Ok(None);
         };
@@ -198,33 +159,26 @@ impl Catalog for SqliteCatalog {
             ("write", Some(t)) => Principal::Writer(tenant_from_db(t)?),
             ("read", Some(t)) => Principal::Reader(tenant_from_db(t)?),
             (other, _) => {
-                return Err(Error::Invalid {
-                    what: "token kind",
-                    value: other.to_string(),
-                });
+                return Err(Error::Invalid { what: "token kind", value: other.to_string() });
             }
         };
         Ok(Some(principal))
     }
 
-    async fn commit_persist(
-        &self,
-        ingester_id: &str,
-        wal_through: u64,
-        files: &[NewFile],
-    ) -> Result<()> {
+    async fn commit_persist(&self, ingester_id: &str, wal_through: u64, files: &[NewFile]) -> Result<()> {
         let now = chrono_now_ms();
         let mut tx = self
             .pool
-            .begin()
+            // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+            // writes can fail with SQLITE_BUSY_SNAPSHOT, which busy_timeout does not retry.
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(query_err("starting persist commit"))?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT persisted_through FROM ingesters WHERE id = ?")
-                .bind(ingester_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_err("reading ingester position"))?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT persisted_through FROM ingesters WHERE id = ?")
+            .bind(ingester_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_err("reading ingester position"))?;
         if current.is_some_and(|p| p as u64 >= wal_through) {
             // Already committed (a retry after an ambiguous failure): recording the files
             // again would duplicate their rows.
@@ -270,21 +224,16 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn persisted_position(&self, ingester_id: &str) -> Result<Option<u64>> {
-        let pos: Option<i64> =
-            sqlx::query_scalar("SELECT persisted_through FROM ingesters WHERE id = ?")
-                .bind(ingester_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(query_err("reading ingester position"))?;
+        let pos: Option<i64> = sqlx::query_scalar("SELECT persisted_through FROM ingesters WHERE id = ?")
+            .bind(ingester_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading ingester position"))?;
         Ok(pos.map(|p| p as u64))
     }
 
     async fn list_files(&self, filter: &FileFilter) -> Result<FileListing> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(query_err("starting file listing"))?;
+        let mut tx = self.pool.begin().await.map_err(query_err("starting file listing"))?;
         let rows = sqlx::query(
             "SELECT id, table_name, hour, shard, generation, path, min_tenant, max_tenant, min_time, max_time, \
              rows, bytes, processor_version, ingester_id, wal_through FROM files \
@@ -301,20 +250,14 @@ impl Catalog for SqliteCatalog {
         .fetch_all(&mut *tx)
         .await
         .map_err(query_err("listing files"))?;
-        let positions: Vec<(String, i64)> =
-            sqlx::query_as("SELECT id, persisted_through FROM ingesters")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(query_err("listing ingester positions"))?;
-        tx.commit()
+        let positions: Vec<(String, i64)> = sqlx::query_as("SELECT id, persisted_through FROM ingesters")
+            .fetch_all(&mut *tx)
             .await
-            .map_err(query_err("ending file listing"))?;
+            .map_err(query_err("listing ingester positions"))?;
+        tx.commit().await.map_err(query_err("ending file listing"))?;
         Ok(FileListing {
             files: rows.iter().map(file_from_row).collect::<Result<_>>()?,
-            persisted: positions
-                .into_iter()
-                .map(|(id, p)| (id, p as u64))
-                .collect(),
+            persisted: positions.into_iter().map(|(id, p)| (id, p as u64)).collect(),
         })
     }
 

@@ -88,36 +88,18 @@ pub struct Client {
 impl Client {
     /// A client of the server at `base` (`http://host:port`) using `token`.
     pub fn new(base: &str, token: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            http: reqwest::Client::new(),
-        }
+        Self { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http: reqwest::Client::new() }
     }
 
     /// The same server with another token.
     pub fn with_token(&self, token: &str) -> Self {
-        Self {
-            base: self.base.clone(),
-            token: token.to_string(),
-            http: self.http.clone(),
-        }
+        Self { base: self.base.clone(), token: token.to_string(), http: self.http.clone() }
     }
 
-    async fn send(
-        &self,
-        path: &str,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response> {
+    async fn send(&self, path: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.base);
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|source| Error::Http {
-                url: url.clone(),
-                source,
-            })?;
+        let response =
+            request.bearer_auth(&self.token).send().await.map_err(|source| Error::Http { url: url.clone(), source })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -125,16 +107,9 @@ impl Client {
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|v| {
-                v.pointer("/error/message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            })
+            .and_then(|v| v.pointer("/error/message").and_then(|m| m.as_str()).map(str::to_string))
             .unwrap_or(text);
-        Err(Error::Status {
-            status: status.as_u16(),
-            message,
-        })
+        Err(Error::Status { status: status.as_u16(), message })
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -144,13 +119,8 @@ impl Client {
     /// Creates a tenant (admin token).
     pub async fn create_tenant(&self, id: &str) -> Result<TenantCredentials> {
         let path = "/api/v1/admin/tenants";
-        let response = self
-            .send(path, self.post(path).json(&serde_json::json!({"id": id})))
-            .await?;
-        response
-            .json()
-            .await
-            .map_err(|e| Error::Decode(e.to_string()))
+        let response = self.send(path, self.post(path).json(&serde_json::json!({"id": id}))).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
     }
 
     /// Persists every buffered event now (admin token).
@@ -163,31 +133,19 @@ impl Client {
     pub async fn ingest(&self, body: impl Into<Bytes>) -> Result<IngestResponse> {
         let path = "/api/v1/events";
         let response = self.send(path, self.post(path).body(body.into())).await?;
-        response
-            .json()
-            .await
-            .map_err(|e| Error::Decode(e.to_string()))
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
     }
 
     /// Runs SQL and returns the raw response body in `format`.
     pub async fn query_raw(&self, sql: &str, format: QueryFormat) -> Result<Bytes> {
         let path = "/api/v1/query";
-        let request = self
-            .post(path)
-            .header("accept", format.accept())
-            .json(&serde_json::json!({"sql": sql}));
+        let request = self.post(path).header("accept", format.accept()).json(&serde_json::json!({"sql": sql}));
         let response = self.send(path, request).await?;
-        response
-            .bytes()
-            .await
-            .map_err(|e| Error::Decode(e.to_string()))
+        response.bytes().await.map_err(|e| Error::Decode(e.to_string()))
     }
 
     /// Runs SQL and returns rows as JSON objects.
-    pub async fn query_json(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    pub async fn query_json(&self, sql: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
         let body = self.query_raw(sql, QueryFormat::Json).await?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
     }
@@ -197,8 +155,6 @@ impl Client {
         let body = self.query_raw(sql, QueryFormat::Arrow).await?;
         let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
             .map_err(|e| Error::Decode(e.to_string()))?;
-        reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Decode(e.to_string()))
+        reader.collect::<Result<Vec<_>, _>>().map_err(|e| Error::Decode(e.to_string()))
     }
 }

@@ -20,41 +20,24 @@ pub(crate) struct Authenticator {
 
 impl Authenticator {
     pub(crate) fn new(catalog: Arc<dyn Catalog>) -> Self {
-        Self {
-            catalog,
-            known: RwLock::new(HashMap::new()),
-        }
+        Self { catalog, known: RwLock::new(HashMap::new()) }
     }
 
     async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let value = headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::Unauthenticated,
-                "missing Authorization: Bearer <token> header",
-            )
-        })?;
+        let value = headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "missing Authorization: Bearer <token> header"))?;
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::Unauthenticated,
-                    "Authorization header must be 'Bearer <token>'",
-                )
+                ApiError::new(ErrorKind::Unauthenticated, "Authorization header must be 'Bearer <token>'")
             })?;
         let hash = secret::hash(token);
-        if let Some(p) = self
-            .known
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-        {
+        if let Some(p) = self.known.read().unwrap_or_else(|e| e.into_inner()).get(&hash) {
             return Ok(p.clone());
         }
         let principal = self
@@ -62,40 +45,28 @@ impl Authenticator {
             .lookup_token(&hash)
             .await?
             .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "unknown token"))?;
-        self.known
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, principal.clone());
+        self.known.write().unwrap_or_else(|e| e.into_inner()).insert(hash, principal.clone());
         Ok(principal)
     }
 
     pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match self.principal(headers).await? {
             Principal::Admin => Ok(()),
-            _ => Err(ApiError::new(
-                ErrorKind::PermissionDenied,
-                "this endpoint needs the admin token",
-            )),
+            _ => Err(ApiError::new(ErrorKind::PermissionDenied, "this endpoint needs the admin token")),
         }
     }
 
     pub(crate) async fn writer(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
         match self.principal(headers).await? {
             Principal::Writer(t) => Ok(t),
-            _ => Err(ApiError::new(
-                ErrorKind::PermissionDenied,
-                "ingest needs a tenant write key",
-            )),
+            _ => Err(ApiError::new(ErrorKind::PermissionDenied, "ingest needs a tenant write key")),
         }
     }
 
     pub(crate) async fn reader(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
         match self.principal(headers).await? {
             Principal::Reader(t) => Ok(t),
-            _ => Err(ApiError::new(
-                ErrorKind::PermissionDenied,
-                "queries need a tenant read token",
-            )),
+            _ => Err(ApiError::new(ErrorKind::PermissionDenied, "queries need a tenant read token")),
         }
     }
 }

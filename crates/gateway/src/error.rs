@@ -18,10 +18,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error of `kind` with a message for the client.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
 
     /// The status code for a kind.
@@ -35,6 +32,7 @@ impl ApiError {
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::QueryTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -61,17 +59,21 @@ impl From<hourglass_catalog::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = Self::status(self.kind);
-        if status.is_server_error() {
+        let message = if status.is_server_error() && self.kind != ErrorKind::QueryTimeout {
+            // The detail (paths, driver messages) goes to the log, not to the client.
             tracing::warn!(status = status.as_u16(), error = %self.message, "request failed");
-        }
+            match self.kind {
+                ErrorKind::Unavailable => "temporarily unavailable; retry shortly".to_string(),
+                _ => "internal error; the server log has the details".to_string(),
+            }
+        } else {
+            self.message
+        };
         crate::metrics::HTTP_ERRORS.inc();
-        let body =
-            serde_json::json!({"error": {"code": self.kind.code(), "message": self.message}});
+        let body = serde_json::json!({"error": {"code": self.kind.code(), "message": message}});
         let mut response = (status, axum::Json(body)).into_response();
         if self.kind.is_retryable() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
     }

@@ -55,12 +55,8 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let mut buffer = Vec::new();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                ErrorKind::InvalidArgument,
-                format!("reading the request body: {e}"),
-            )
-        })?;
+        let chunk =
+            chunk.map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("reading the request body: {e}")))?;
         seen += chunk.len();
         if seen <= limit {
             buffer.extend_from_slice(&chunk);
@@ -84,32 +80,18 @@ struct CreateTenant {
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            ErrorKind::InvalidArgument,
-            format!("invalid JSON body: {e}"),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("invalid JSON body: {e}")))
 }
 
-pub(crate) async fn create_tenant(
-    State(gw): Shared,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub(crate) async fn create_tenant(State(gw): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     gw.auth.admin(&headers).await?;
     let request: CreateTenant = parse_json(&read_body(body, 64 * 1024).await?)?;
-    let tenant = TenantId::new(&request.id)
-        .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("id: {e}")))?;
+    let tenant =
+        TenantId::new(&request.id).map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("id: {e}")))?;
     let write_key = secret::generate(secret::WRITE_PREFIX);
     let read_token = secret::generate(secret::READ_PREFIX);
-    gw.catalog
-        .create_tenant(
-            &tenant,
-            &secret::hash(&write_key),
-            &secret::hash(&read_token),
-        )
-        .await?;
+    gw.catalog.create_tenant(&tenant, &secret::hash(&write_key), &secret::hash(&read_token)).await?;
     tracing::info!(tenant = %tenant, "tenant created");
     let body = serde_json::json!({"id": tenant.as_str(), "write_key": write_key, "read_token": read_token});
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -121,33 +103,27 @@ pub(crate) async fn flush(State(gw): Shared, headers: HeaderMap) -> Result<Respo
     Ok(Json(serde_json::json!({"persisted": true})).into_response())
 }
 
-pub(crate) async fn ingest(
-    State(gw): Shared,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub(crate) async fn ingest(State(gw): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let tenant = gw.auth.writer(&headers).await?;
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(e) if e == "gzip" || e == "x-gzip" => true,
-        Some(e) if e == "identity" => false,
-        Some(e) => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidArgument,
-                format!("Content-Encoding {e:?} is not supported; use gzip or none"),
-            ));
-        }
-    };
+    let gzip =
+        match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase()) {
+            None => false,
+            Some(e) if e == "gzip" || e == "x-gzip" => true,
+            Some(e) if e == "identity" => false,
+            Some(e) => {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("Content-Encoding {e:?} is not supported; use gzip or none"),
+                ));
+            }
+        };
+    let _slot = gw.ingest_slots.try_acquire().map_err(|_| {
+        ApiError::new(ErrorKind::ResourceExhausted, "too many ingest requests in flight; retry shortly")
+    })?;
     let body = read_body(body, gw.ingester.limits().max_body_bytes).await?;
     let outcome = gw.ingester.ingest(&tenant, body, gzip).await?;
-    let status = if outcome.accepted == 0 && !outcome.errors.is_empty() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status =
+        if outcome.accepted == 0 && !outcome.errors.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let body = serde_json::json!({
         "accepted": outcome.accepted,
         "rejected": outcome.errors.len(),
@@ -163,11 +139,7 @@ struct QueryRequest {
     sql: String,
 }
 
-pub(crate) async fn query(
-    State(gw): Shared,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub(crate) async fn query(State(gw): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let tenant = gw.auth.reader(&headers).await?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept).ok_or_else(|| {
@@ -177,15 +149,20 @@ pub(crate) async fn query(
         )
     })?;
     let request: QueryRequest = parse_json(&read_body(body, 1024 * 1024).await?)?;
-    let _slot = gw.query_slots.try_acquire().map_err(|_| {
-        ApiError::new(
-            ErrorKind::ResourceExhausted,
-            "too many queries running; retry shortly",
-        )
-    })?;
+    let _slot = gw
+        .query_slots
+        .try_acquire()
+        .map_err(|_| ApiError::new(ErrorKind::ResourceExhausted, "too many queries running; retry shortly"))?;
     let result = gw.querier.query(&tenant, &request.sql).await?;
     let encoded = format
         .encode(&result.schema, &result.batches)
         .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding the result: {e}")))?;
+    let limit = gw.querier.max_result_bytes();
+    if encoded.len() > limit {
+        return Err(ApiError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("encoded query result exceeds {limit} bytes; add a LIMIT or aggregate"),
+        ));
+    }
     Ok(([(header::CONTENT_TYPE, format.content_type())], encoded).into_response())
 }

@@ -29,13 +29,14 @@ use tokio::sync::Semaphore;
 pub struct GatewayConfig {
     /// Queries allowed to run at once; more are refused with 429 and `Retry-After`.
     pub max_concurrent_queries: usize,
+    /// Ingest requests handled at once; more are refused with 429 and `Retry-After`, which
+    /// bounds the memory that request bodies in flight can take.
+    pub max_concurrent_ingest: usize,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self {
-            max_concurrent_queries: 16,
-        }
+        Self { max_concurrent_queries: 16, max_concurrent_ingest: 64 }
     }
 }
 
@@ -47,6 +48,7 @@ pub struct Gateway {
     querier: Arc<Querier>,
     auth: auth::Authenticator,
     query_slots: Semaphore,
+    ingest_slots: Semaphore,
     ready: AtomicBool,
 }
 
@@ -64,6 +66,7 @@ impl Gateway {
             ingester,
             querier,
             query_slots: Semaphore::new(config.max_concurrent_queries.max(1)),
+            ingest_slots: Semaphore::new(config.max_concurrent_ingest.max(1)),
             ready: AtomicBool::new(false),
         })
     }

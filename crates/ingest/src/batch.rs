@@ -25,19 +25,14 @@ pub struct HashedEvent {
 }
 
 /// Builds the `raw_events` batch for one tenant's events received at `received_at_ms`.
-pub fn build_raw_batch(
-    tenant: &str,
-    received_at_ms: i64,
-    events: &[HashedEvent],
-) -> Result<RecordBatch> {
+pub fn build_raw_batch(tenant: &str, received_at_ms: i64, events: &[HashedEvent]) -> Result<RecordBatch> {
     let n = events.len();
     let mut tenant_b = StringBuilder::with_capacity(n, n * tenant.len());
     let mut id_b = StringBuilder::with_capacity(n, n * 36);
     let mut ts_b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut recv_b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut name_b = StringBuilder::with_capacity(n, n * 8);
-    let mut text_b: [StringBuilder; TEXT_FIELDS.len()] =
-        std::array::from_fn(|_| StringBuilder::new());
+    let mut text_b: [StringBuilder; TEXT_FIELDS.len()] = std::array::from_fn(|_| StringBuilder::new());
     let mut ip_b = StringBuilder::new();
     let mut country_b = StringBuilder::new();
     let mut language_b = StringBuilder::new();
@@ -115,9 +110,7 @@ pub fn decode_entry(entry: &Bytes) -> Result<Vec<RecordBatch>> {
     // Re-attach the canonical schema so batches from replay and from ingest compare equal.
     batches
         .into_iter()
-        .map(|b| {
-            RecordBatch::try_new(schema::raw_events(), b.columns().to_vec()).map_err(Error::from)
-        })
+        .map(|b| RecordBatch::try_new(schema::raw_events(), b.columns().to_vec()).map_err(Error::from))
         .collect()
 }
 
@@ -128,13 +121,8 @@ mod tests {
     use crate::parse::validate;
 
     fn event(json: serde_json::Value) -> HashedEvent {
-        let serde_json::Value::Object(map) = json else {
-            panic!("object")
-        };
-        HashedEvent {
-            event: validate(0, &map, &IngestLimits::default(), 1_000).expect("valid"),
-            ip_hash: None,
-        }
+        let serde_json::Value::Object(map) = json else { panic!("object") };
+        HashedEvent { event: validate(0, &map, &IngestLimits::default(), 1_000).expect("valid"), ip_hash: None }
     }
 
     #[test]

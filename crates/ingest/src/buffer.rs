@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
-};
+use arrow::array::{Array, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use hourglass_types::partition::{hour_of, shard_of};
 use hourglass_types::schema::col;
@@ -116,13 +114,10 @@ impl Chunk {
     }
 
     /// Every partition with its batches of `table`: `(hour, shard, batches)`.
-    pub fn partitions(
-        &self,
-        table: TableName,
-    ) -> impl Iterator<Item = (i64, u32, Vec<RecordBatch>)> + '_ {
-        self.partitions.iter().map(move |((hour, shard), p)| {
-            (*hour, *shard, p.table(table).batches().cloned().collect())
-        })
+    pub fn partitions(&self, table: TableName) -> impl Iterator<Item = (i64, u32, Vec<RecordBatch>)> + '_ {
+        self.partitions
+            .iter()
+            .map(move |((hour, shard), p)| (*hour, *shard, p.table(table).batches().cloned().collect()))
     }
 }
 
@@ -136,12 +131,23 @@ pub struct ChunkSnapshot {
     pub batches: Vec<RecordBatch>,
 }
 
+/// How long the keys of persisted events stay in the de-duplication index, so that a client
+/// retry that arrives just after a persist is still recognised.
+const RECENT_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// Most persisted keys kept for [`RECENT_WINDOW_MS`] (16 bytes each plus set overhead); the
+/// oldest sets are dropped first past it, so memory stays bounded at any ingest rate.
+const RECENT_MAX_KEYS: usize = 4_000_000;
+
 /// The active chunk and the frozen chunks being persisted.
 #[derive(Debug)]
 pub struct Buffer {
     shards: u32,
     active: Chunk,
     frozen: Vec<Arc<Chunk>>,
+    /// Keys of recently persisted chunks, oldest first, with the time they were persisted.
+    recent: std::collections::VecDeque<(i64, HashSet<DedupKey>)>,
+    recent_keys: usize,
 }
 
 impl Buffer {
@@ -151,12 +157,16 @@ impl Buffer {
             shards: shards.max(1),
             active: Chunk::default(),
             frozen: Vec::new(),
+            recent: std::collections::VecDeque::new(),
+            recent_keys: 0,
         }
     }
 
-    /// Whether an event key is buffered (active or frozen).
+    /// Whether an event key is buffered (active or frozen) or was persisted recently.
     pub(crate) fn contains(&self, key: &DedupKey) -> bool {
-        self.active.keys.contains(key) || self.frozen.iter().any(|c| c.keys.contains(key))
+        self.active.keys.contains(key)
+            || self.frozen.iter().any(|c| c.keys.contains(key))
+            || self.recent.iter().any(|(_, keys)| keys.contains(key))
     }
 
     /// Memory held by every chunk.
@@ -204,28 +214,21 @@ impl Buffer {
         }
 
         let first = part_of_row[0];
-        let groups: Vec<((i64, u32), Option<UInt32Array>)> =
-            if part_of_row.iter().all(|p| *p == first) {
-                vec![(first, None)]
-            } else {
-                let mut by_part: BTreeMap<(i64, u32), Vec<u32>> = BTreeMap::new();
-                for (i, p) in part_of_row.iter().enumerate() {
-                    by_part.entry(*p).or_default().push(i as u32);
-                }
-                by_part
-                    .into_iter()
-                    .map(|(p, idx)| (p, Some(UInt32Array::from(idx))))
-                    .collect()
-            };
+        let groups: Vec<((i64, u32), Option<UInt32Array>)> = if part_of_row.iter().all(|p| *p == first) {
+            vec![(first, None)]
+        } else {
+            let mut by_part: BTreeMap<(i64, u32), Vec<u32>> = BTreeMap::new();
+            for (i, p) in part_of_row.iter().enumerate() {
+                by_part.entry(*p).or_default().push(i as u32);
+            }
+            by_part.into_iter().map(|(p, idx)| (p, Some(UInt32Array::from(idx)))).collect()
+        };
 
         let chunk = &mut self.active;
         for (part, indices) in groups {
             let (raw_part, events_part) = match indices {
                 None => (raw.clone(), events.clone()),
-                Some(idx) => (
-                    take_record_batch(raw, &idx)?,
-                    take_record_batch(events, &idx)?,
-                ),
+                Some(idx) => (take_record_batch(raw, &idx)?, take_record_batch(events, &idx)?),
             };
             chunk.bytes += raw_part.get_array_memory_size() + events_part.get_array_memory_size();
             let data = chunk.partitions.entry(part).or_default();
@@ -259,20 +262,25 @@ impl Buffer {
         self.frozen.clone()
     }
 
-    /// Drops a frozen chunk once the catalog records its files.
-    pub fn release(&mut self, chunk: &Arc<Chunk>) {
+    /// Drops a frozen chunk once the catalog records its files, keeping its keys for a while
+    /// so that retries of its events are still recognised.
+    pub fn release(&mut self, chunk: &Arc<Chunk>, now_ms: i64) {
         self.frozen.retain(|c| !Arc::ptr_eq(c, chunk));
+        self.recent_keys += chunk.keys.len();
+        self.recent.push_back((now_ms, chunk.keys.clone()));
+        while let Some((at, keys)) = self.recent.front() {
+            if now_ms - *at <= RECENT_WINDOW_MS && self.recent_keys <= RECENT_MAX_KEYS {
+                break;
+            }
+            self.recent_keys -= keys.len();
+            self.recent.pop_front();
+        }
     }
 
     /// Clones the handles of every batch of `table` that may hold `tenant`'s rows for hours in
     /// `hours` (inclusive); cheap, so it runs under the buffer lock. Row filtering by tenant is
     /// done afterwards by [`filter_snapshot`], outside the lock.
-    pub fn snapshot(
-        &self,
-        table: TableName,
-        tenant: &TenantId,
-        hours: (i64, i64),
-    ) -> Vec<(u64, Vec<RecordBatch>)> {
+    pub fn snapshot(&self, table: TableName, tenant: &TenantId, hours: (i64, i64)) -> Vec<(u64, Vec<RecordBatch>)> {
         let shard = shard_of(tenant.as_str(), self.shards);
         self.frozen
             .iter()
@@ -292,20 +300,14 @@ impl Buffer {
 }
 
 /// Keeps only `tenant`'s rows of the batches from [`Buffer::snapshot`].
-pub fn filter_snapshot(
-    tenant: &TenantId,
-    chunks: Vec<(u64, Vec<RecordBatch>)>,
-) -> Result<Vec<ChunkSnapshot>> {
+pub fn filter_snapshot(tenant: &TenantId, chunks: Vec<(u64, Vec<RecordBatch>)>) -> Result<Vec<ChunkSnapshot>> {
     chunks
         .into_iter()
         .map(|(max_seq, batches)| {
             let mut kept = Vec::with_capacity(batches.len());
             for batch in batches {
                 let tenants = string_column(&batch, col::TENANT_ID)?;
-                let mask: BooleanArray = tenants
-                    .iter()
-                    .map(|t| Some(t == Some(tenant.as_str())))
-                    .collect();
+                let mask: BooleanArray = tenants.iter().map(|t| Some(t == Some(tenant.as_str()))).collect();
                 let filtered = match mask.true_count() {
                     0 => continue,
                     n if n == batch.num_rows() => batch,
@@ -313,10 +315,7 @@ pub fn filter_snapshot(
                 };
                 kept.push(filtered);
             }
-            Ok(ChunkSnapshot {
-                max_seq,
-                batches: kept,
-            })
+            Ok(ChunkSnapshot { max_seq, batches: kept })
         })
         .collect()
 }
@@ -332,18 +331,14 @@ fn time_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray> {
     batch
         .column_by_name(col::TIMESTAMP)
         .and_then(|a| a.as_any().downcast_ref::<TimestampMillisecondArray>())
-        .ok_or(Error::MissingColumn {
-            column: col::TIMESTAMP,
-        })
+        .ok_or(Error::MissingColumn { column: col::TIMESTAMP })
 }
 
 /// The de-duplication keys of a raw batch's rows.
 pub(crate) fn keys_of(raw: &RecordBatch) -> Result<Vec<DedupKey>> {
     let tenants = string_column(raw, col::TENANT_ID)?;
     let ids = string_column(raw, col::EVENT_ID)?;
-    Ok((0..raw.num_rows())
-        .map(|i| dedup_key(tenants.value(i), ids.value(i)))
-        .collect())
+    Ok((0..raw.num_rows()).map(|i| dedup_key(tenants.value(i), ids.value(i))).collect())
 }
 
 #[cfg(test)]

@@ -47,11 +47,7 @@ struct Prepared {
 }
 
 /// Runs until every sender is dropped and the queue is empty.
-pub(crate) async fn run_committer(
-    shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<CommitRequest>,
-    mut next_seq: u64,
-) {
+pub(crate) async fn run_committer(shared: Arc<Shared>, mut rx: mpsc::Receiver<CommitRequest>, mut next_seq: u64) {
     while let Some(first) = rx.recv().await {
         let mut bytes = first.entry.len();
         let mut group = vec![first];
@@ -67,12 +63,7 @@ pub(crate) async fn run_committer(
         let prepared = prepare(&shared, group);
         let entries: Vec<Bytes> = prepared.iter().filter_map(|p| p.entry.clone()).collect();
         if entries.is_empty() {
-            answer(prepared, |p| {
-                Ok(Committed {
-                    accepted: p.received,
-                    duplicates: p.duplicates,
-                })
-            });
+            answer(prepared, |p| Ok(Committed { accepted: p.received, duplicates: p.duplicates }));
             continue;
         }
         let seq = next_seq;
@@ -98,10 +89,7 @@ pub(crate) async fn run_committer(
                     let outcome = result.map(|()| {
                         metrics::EVENTS_INGESTED.add(p.raw.num_rows() as u64);
                         metrics::EVENTS_DUPLICATE.add(p.duplicates as u64);
-                        Committed {
-                            accepted: p.received,
-                            duplicates: p.duplicates,
-                        }
+                        Committed { accepted: p.received, duplicates: p.duplicates }
                     });
                     let _ = p.reply.send(outcome);
                 }
@@ -109,11 +97,7 @@ pub(crate) async fn run_committer(
             Err(e) => {
                 tracing::error!(segment = seq, error = %hourglass_types::error::display_chain(&e), "WAL write failed");
                 let message = hourglass_types::error::display_chain(&e);
-                answer(prepared, |_| {
-                    Err(crate::Error::WalWrite {
-                        message: message.clone(),
-                    })
-                });
+                answer(prepared, |_| Err(crate::Error::WalWrite { message: message.clone() }));
             }
         }
     }
@@ -133,14 +117,7 @@ fn prepare(shared: &Shared, group: Vec<CommitRequest>) -> Vec<Prepared> {
     let mut prepared = Vec::with_capacity(group.len());
     for request in group {
         let received = request.raw.num_rows();
-        let result = dedupe(
-            &buffer,
-            &mut seen,
-            request.raw,
-            request.events,
-            request.keys,
-        )
-        .and_then(|d| {
+        let result = dedupe(&buffer, &mut seen, request.raw, request.events, request.keys).and_then(|d| {
             let entry = match d.duplicates {
                 0 => Some(request.entry),
                 _ if d.raw.num_rows() == 0 => None,

@@ -25,25 +25,13 @@ pub(crate) fn dedupe(
     events: RecordBatch,
     keys: Vec<DedupKey>,
 ) -> Result<Deduped> {
-    let keep: Vec<bool> = keys
-        .iter()
-        .map(|k| !buffer.contains(k) && seen.insert(*k))
-        .collect();
+    let keep: Vec<bool> = keys.iter().map(|k| !buffer.contains(k) && seen.insert(*k)).collect();
     let kept = keep.iter().filter(|k| **k).count();
     if kept == keys.len() {
-        return Ok(Deduped {
-            raw,
-            events,
-            keys,
-            duplicates: 0,
-        });
+        return Ok(Deduped { raw, events, keys, duplicates: 0 });
     }
     let mask = BooleanArray::from(keep.clone());
-    let keys = keys
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(k, keep)| keep.then_some(k))
-        .collect();
+    let keys = keys.into_iter().zip(keep).filter_map(|(k, keep)| keep.then_some(k)).collect();
     Ok(Deduped {
         raw: filter_record_batch(&raw, &mask)?,
         events: filter_record_batch(&events, &mask)?,

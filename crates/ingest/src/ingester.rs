@@ -117,22 +117,12 @@ impl Ingester {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>> {
         let wal = WalStore::new(Arc::clone(&store), &config.ingester_id);
-        let shared = Arc::new(Shared {
-            buffer: RwLock::new(Buffer::new(config.shards)),
-            config,
-            store,
-            catalog,
-            clock,
-            wal,
-        });
+        let shared =
+            Arc::new(Shared { buffer: RwLock::new(Buffer::new(config.shards)), config, store, catalog, clock, wal });
         let report = replay(&shared).await?;
         let (commit_tx, commit_rx) = mpsc::channel(4096);
         let (persist_tx, persist_rx) = mpsc::channel(64);
-        let committer = tokio::spawn(run_committer(
-            Arc::clone(&shared),
-            commit_rx,
-            report.next_segment,
-        ));
+        let committer = tokio::spawn(run_committer(Arc::clone(&shared), commit_rx, report.next_segment));
         let persister = tokio::spawn(run_persister(Arc::clone(&shared), persist_rx));
         Ok(Arc::new(Self {
             shared,
@@ -161,18 +151,9 @@ impl Ingester {
 
     /// Validates and stores one request body for `tenant`; returns once the accepted events
     /// are durable. `gzip` says the body is gzip-compressed.
-    pub async fn ingest(
-        &self,
-        tenant: &TenantId,
-        body: Bytes,
-        gzip: bool,
-    ) -> Result<IngestOutcome> {
+    pub async fn ingest(&self, tenant: &TenantId, body: Bytes, gzip: bool) -> Result<IngestOutcome> {
         let limits = &self.shared.config.limits;
-        let body = if gzip {
-            Bytes::from(crate::parse::gunzip(&body, limits.max_decompressed_bytes)?)
-        } else {
-            body
-        };
+        let body = if gzip { Bytes::from(crate::parse::gunzip(&body, limits.max_decompressed_bytes)?) } else { body };
         metrics::BYTES_INGESTED.add(body.len() as u64);
         let items = split_body(&body, limits)?;
         let now = self.shared.clock.now_ms();
@@ -186,18 +167,11 @@ impl Ingester {
         }
         metrics::EVENTS_REJECTED.add(errors.len() as u64);
         if valid.is_empty() {
-            return Ok(IngestOutcome {
-                accepted: 0,
-                duplicates: 0,
-                errors,
-            });
+            return Ok(IngestOutcome { accepted: 0, duplicates: 0, errors });
         }
         let buffered = self.shared.read_buffer().bytes();
         if buffered > self.shared.config.max_buffer_bytes {
-            return Err(Error::Overloaded {
-                buffered,
-                limit: self.shared.config.max_buffer_bytes,
-            });
+            return Err(Error::Overloaded { buffered, limit: self.shared.config.max_buffer_bytes });
         }
 
         let mut hashed = Vec::with_capacity(valid.len());
@@ -213,49 +187,24 @@ impl Ingester {
         let keys = keys_of(&raw)?;
         let entry = encode_entry(&raw)?;
         let (reply, answer) = oneshot::channel();
-        let request = CommitRequest {
-            raw,
-            events,
-            keys,
-            entry,
-            reply,
-        };
-        let sender = self
-            .commit_tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let request = CommitRequest { raw, events, keys, entry, reply };
+        let sender = self.commit_tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let sender = sender.ok_or(Error::ShuttingDown)?;
-        sender
-            .send(request)
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        sender.send(request).await.map_err(|_| Error::ShuttingDown)?;
         let committed = answer.await.map_err(|_| Error::ShuttingDown)??;
-        Ok(IngestOutcome {
-            accepted: committed.accepted,
-            duplicates: committed.duplicates,
-            errors,
-        })
+        Ok(IngestOutcome { accepted: committed.accepted, duplicates: committed.duplicates, errors })
     }
 
     async fn hash_ip(&self, tenant: &TenantId, timestamp_ms: i64, ip: IpAddr) -> Result<String> {
         let day = chrono::DateTime::from_timestamp_millis(timestamp_ms)
             .map(|t| t.format("%Y-%m-%d").to_string())
             .unwrap_or_default();
-        let cached = self
-            .salts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&day)
-            .cloned();
+        let cached = self.salts.lock().unwrap_or_else(|e| e.into_inner()).get(&day).cloned();
         let salt = match cached {
             Some(s) => s,
             None => {
                 let salt: Arc<[u8]> = self.shared.catalog.daily_salt(&day).await?.into();
-                self.salts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(day, Arc::clone(&salt));
+                self.salts.lock().unwrap_or_else(|e| e.into_inner()).insert(day, Arc::clone(&salt));
                 salt
             }
         };
@@ -276,10 +225,7 @@ impl Ingester {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<ChunkSnapshot>> {
-        let chunks =
-            self.shared
-                .read_buffer()
-                .snapshot(table, tenant, (hour_of(from_ms), hour_of(to_ms)));
+        let chunks = self.shared.read_buffer().snapshot(table, tenant, (hour_of(from_ms), hour_of(to_ms)));
         filter_snapshot(tenant, chunks)
     }
 
@@ -292,22 +238,14 @@ impl Ingester {
     /// Persists everything buffered now and returns when it is in the catalog.
     pub async fn flush(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.persist_tx
-            .send(PersistCommand::Flush(tx))
-            .await
-            .map_err(|_| Error::ShuttingDown)?;
+        self.persist_tx.send(PersistCommand::Flush(tx)).await.map_err(|_| Error::ShuttingDown)?;
         rx.await.map_err(|_| Error::ShuttingDown)?
     }
 
     /// Stops taking requests, commits what is queued, persists the whole buffer and stops the
     /// tasks. Events that could not be persisted stay in the WAL for the next start.
     pub async fn shutdown(&self) -> Result<()> {
-        drop(
-            self.commit_tx
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        drop(self.commit_tx.lock().unwrap_or_else(|e| e.into_inner()).take());
         let mut tasks = self.tasks.lock().await;
         if tasks.is_empty() {
             return Ok(());

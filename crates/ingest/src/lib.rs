@@ -13,6 +13,8 @@ pub mod buffer;
 mod committer;
 mod dedupe;
 mod ingester;
+#[cfg(test)]
+mod ingester_tests;
 pub mod limits;
 pub mod metrics;
 pub mod parse;
@@ -85,6 +87,14 @@ pub enum Error {
     /// A WAL entry does not hold a `raw_events` batch.
     #[error("WAL entry does not hold a raw_events batch")]
     WalSchema,
+    /// A WAL segment holds entries this version cannot read.
+    #[error(
+        "WAL segment {segment} holds events in a format this version cannot read; run the version that wrote it until it has persisted them"
+    )]
+    WalIncompatible {
+        /// The segment.
+        segment: u64,
+    },
     /// A batch lacks a required column.
     #[error("batch has no usable column {column}")]
     MissingColumn {
@@ -100,14 +110,13 @@ impl Error {
             Self::BadBody { .. } => ErrorKind::InvalidArgument,
             Self::TooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::Overloaded { .. } => ErrorKind::ResourceExhausted,
-            Self::ShuttingDown | Self::Wal(_) | Self::WalWrite { .. } | Self::Put { .. } => {
-                ErrorKind::Unavailable
-            }
+            Self::ShuttingDown | Self::Wal(_) | Self::WalWrite { .. } | Self::Put { .. } => ErrorKind::Unavailable,
             Self::Catalog(e) => e.kind(),
             Self::Storage(_)
             | Self::Arrow(_)
             | Self::Process(_)
             | Self::WalSchema
+            | Self::WalIncompatible { .. }
             | Self::MissingColumn { .. } => ErrorKind::Internal,
         }
     }

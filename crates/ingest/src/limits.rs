@@ -15,6 +15,9 @@ pub struct IngestLimits {
     pub max_props: usize,
     /// How far ahead of the server clock a timestamp may be, in milliseconds.
     pub max_future_ms: i64,
+    /// How far behind the server clock a timestamp may be, in milliseconds. Bounds how many
+    /// hourly partitions one request can touch.
+    pub max_past_ms: i64,
 }
 
 impl Default for IngestLimits {
@@ -26,6 +29,7 @@ impl Default for IngestLimits {
             max_string_bytes: 8 * 1024,
             max_props: 64,
             max_future_ms: 60 * 60 * 1000,
+            max_past_ms: 31 * 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -32,9 +32,14 @@ pub(crate) enum PersistCommand {
     Shutdown(oneshot::Sender<Result<()>>),
 }
 
+/// Longest wait between retries of a failing persist.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 pub(crate) async fn run_persister(shared: Arc<Shared>, mut rx: mpsc::Receiver<PersistCommand>) {
     let mut tick = tokio::time::interval(CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures: u32 = 0;
+    let mut retry_at = Instant::now();
     loop {
         let command = tokio::select! {
             _ = tick.tick() => None,
@@ -45,11 +50,22 @@ pub(crate) async fn run_persister(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pe
         };
         match command {
             None => {
-                if due(&shared)
-                    && let Err(e) = persist_all(&shared).await
-                {
-                    metrics::PERSIST_ERRORS.inc();
-                    tracing::warn!(error = %hourglass_types::error::display_chain(&e), "persist failed; will retry");
+                if Instant::now() < retry_at || !due(&shared) {
+                    continue;
+                }
+                match persist_all(&shared).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let backoff = CHECK_INTERVAL.saturating_mul(1 << failures.min(7)).min(MAX_BACKOFF);
+                        retry_at = Instant::now() + backoff;
+                        metrics::PERSIST_ERRORS.inc();
+                        tracing::warn!(
+                            error = %hourglass_types::error::display_chain(&e),
+                            retry_in_ms = backoff.as_millis() as u64,
+                            "persist failed; will retry"
+                        );
+                    }
                 }
             }
             Some(PersistCommand::Flush(reply)) => {
@@ -76,25 +92,46 @@ pub(crate) async fn run_persister(shared: Arc<Shared>, mut rx: mpsc::Receiver<Pe
 fn due(shared: &Shared) -> bool {
     let buffer = shared.read_buffer();
     let active = buffer.active();
-    let old = active
-        .first_insert_ms()
-        .is_some_and(|t| shared.clock.now_ms() - t >= shared.config.persist_max_age_ms);
-    old || active.bytes() >= shared.config.persist_max_bytes || buffer.has_frozen()
+    persist_due(active.bytes(), active.first_insert_ms(), buffer.has_frozen(), shared.clock.now_ms(), &shared.config)
 }
 
-/// Freezes the active chunk and persists every frozen chunk, oldest first.
+/// The persist rule: the active chunk is over the size threshold, its oldest event is over
+/// the age threshold, or a frozen chunk failed to persist and must be retried.
+pub(crate) fn persist_due(
+    active_bytes: usize,
+    first_insert_ms: Option<i64>,
+    has_frozen: bool,
+    now_ms: i64,
+    config: &crate::IngesterConfig,
+) -> bool {
+    let old = first_insert_ms.is_some_and(|t| now_ms - t >= config.persist_max_age_ms);
+    has_frozen || old || (active_bytes > 0 && active_bytes >= config.persist_max_bytes)
+}
+
+/// Persists every frozen chunk left by an earlier failed attempt, then freezes the active
+/// chunk and persists it. The active chunk is frozen only once nothing older is pending, so a
+/// failing store does not splinter the buffer into many small chunks (and later small files);
+/// meanwhile the active chunk grows until ingest is refused with 429.
 pub(crate) async fn persist_all(shared: &Shared) -> Result<()> {
-    let frozen = {
+    persist_frozen(shared).await?;
+    let froze = {
         let mut buffer = shared.write_buffer();
-        buffer.freeze();
-        buffer.frozen_chunks()
+        buffer.freeze().is_some()
     };
+    if froze {
+        persist_frozen(shared).await?;
+    }
+    Ok(())
+}
+
+async fn persist_frozen(shared: &Shared) -> Result<()> {
+    let frozen = shared.read_buffer().frozen_chunks();
     for chunk in frozen {
         let started = Instant::now();
         persist_chunk(shared, &chunk).await?;
         {
             let mut buffer = shared.write_buffer();
-            buffer.release(&chunk);
+            buffer.release(&chunk, shared.clock.now_ms());
             Shared::update_gauges(&buffer);
         }
         metrics::PERSIST_SECONDS.observe(started.elapsed());
@@ -122,14 +159,11 @@ async fn persist_chunk(shared: &Shared, chunk: &Chunk) -> Result<()> {
             let data = encode_parquet(&sorted, &shared.config.parquet)?;
             let path = key.file_key(INGEST_GENERATION, &uuid::Uuid::new_v4().to_string());
             let bytes = data.len() as u64;
-            shared
-                .store
-                .put(&Path::from(path.as_str()), PutPayload::from(data))
-                .await
-                .map_err(|source| Error::Put {
-                    path: path.clone(),
-                    source,
-                })?;
+            let stored = shared.store.put(&Path::from(path.as_str()), PutPayload::from(data)).await;
+            if let Err(source) = stored {
+                remove_uncommitted(shared, &files).await;
+                return Err(Error::Put { path, source });
+            }
             metrics::PERSISTED_FILES.inc();
             files.push(NewFile {
                 table,
@@ -143,15 +177,11 @@ async fn persist_chunk(shared: &Shared, chunk: &Chunk) -> Result<()> {
                 max_time_ms: stats.max_time_ms,
                 rows: stats.rows,
                 bytes,
-                processor_version: (table == TableName::Events)
-                    .then_some(hourglass_processor::PROCESSOR_VERSION),
+                processor_version: (table == TableName::Events).then_some(hourglass_processor::PROCESSOR_VERSION),
             });
         }
     }
-    shared
-        .catalog
-        .commit_persist(&shared.config.ingester_id, chunk.max_seq(), &files)
-        .await?;
+    shared.catalog.commit_persist(&shared.config.ingester_id, chunk.max_seq(), &files).await?;
     tracing::info!(
         ingester = %shared.config.ingester_id,
         wal_through = chunk.max_seq(),
@@ -160,4 +190,30 @@ async fn persist_chunk(shared: &Shared, chunk: &Chunk) -> Result<()> {
         "persisted"
     );
     Ok(())
+}
+
+/// Deletes files written by a persist that failed before its catalog commit. (After a failed
+/// commit the files are left alone: the commit may have succeeded despite the error.)
+async fn remove_uncommitted(shared: &Shared, files: &[NewFile]) {
+    for f in files {
+        if let Err(e) = shared.store.delete(&Path::from(f.path.as_str())).await {
+            tracing::warn!(path = %f.path, error = %e, "removing an uncommitted parquet file failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IngesterConfig;
+
+    #[test]
+    fn persists_on_size_age_and_pending_retries() {
+        let config = IngesterConfig { persist_max_bytes: 100, persist_max_age_ms: 1_000, ..Default::default() };
+        assert!(!persist_due(0, None, false, 5_000, &config), "empty buffer");
+        assert!(!persist_due(99, Some(4_500), false, 5_000, &config), "small and young");
+        assert!(persist_due(100, Some(4_500), false, 5_000, &config), "size threshold");
+        assert!(persist_due(1, Some(4_000), false, 5_000, &config), "age threshold");
+        assert!(persist_due(0, None, true, 5_000, &config), "a failed persist is retried");
+    }
 }

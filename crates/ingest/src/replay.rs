@@ -27,16 +27,9 @@ pub struct ReplayReport {
 
 pub(crate) async fn replay(shared: &Shared) -> Result<ReplayReport> {
     let ingester = shared.config.ingester_id.as_str();
-    let persisted = shared
-        .catalog
-        .persisted_position(ingester)
-        .await?
-        .unwrap_or(0);
+    let persisted = shared.catalog.persisted_position(ingester).await?.unwrap_or(0);
     let segments = shared.wal.list_segments().await?;
-    let mut report = ReplayReport {
-        next_segment: persisted + 1,
-        ..Default::default()
-    };
+    let mut report = ReplayReport { next_segment: persisted + 1, ..Default::default() };
     let mut seen = HashSet::new();
     for id in segments {
         if id <= persisted {
@@ -49,14 +42,16 @@ pub(crate) async fn replay(shared: &Shared) -> Result<ReplayReport> {
         for (index, entry) in segment.entries.iter().enumerate() {
             let batches = match decode_entry(entry) {
                 Ok(b) => b,
+                // A whole, checksummed entry of another schema was written by another version:
+                // skipping it would drop acknowledged events, so refuse to start instead.
+                Err(crate::Error::WalSchema) => {
+                    return Err(crate::Error::WalIncompatible { segment: id });
+                }
                 Err(e) => {
                     // The checksum matched, so this is not a torn write: keep going but report.
                     entry_damage = Some(Corruption {
                         offset: 0,
-                        reason: format!(
-                            "entry {index} does not decode: {}",
-                            hourglass_types::error::display_chain(&e)
-                        ),
+                        reason: format!("entry {index} does not decode: {}", hourglass_types::error::display_chain(&e)),
                     });
                     continue;
                 }
@@ -75,10 +70,7 @@ pub(crate) async fn replay(shared: &Shared) -> Result<ReplayReport> {
             metrics::WAL_CORRUPT_SEGMENTS.inc();
             let kept = match shared.wal.quarantine(id).await {
                 Ok(copy) => copy,
-                Err(e) => format!(
-                    "(copy failed: {})",
-                    hourglass_types::error::display_chain(&e)
-                ),
+                Err(e) => format!("(copy failed: {})", hourglass_types::error::display_chain(&e)),
             };
             tracing::error!(
                 ingester,

@@ -49,11 +49,7 @@ pub fn process(raw: &RecordBatch) -> Result<RecordBatch, ProcessError> {
     let mut path = StringBuilder::with_capacity(rows, rows * 16);
     let mut utm: [StringBuilder; 5] = std::array::from_fn(|_| StringBuilder::new());
     for i in 0..rows {
-        let parts = if urls.is_valid(i) {
-            UrlParts::parse(urls.value(i))
-        } else {
-            UrlParts::default()
-        };
+        let parts = if urls.is_valid(i) { UrlParts::parse(urls.value(i)) } else { UrlParts::default() };
         hostname.append_option(parts.hostname.as_deref());
         path.append_option(parts.path.as_deref());
         for (builder, value) in utm.iter_mut().zip(parts.utm.iter()) {

@@ -7,28 +7,16 @@ fn parts(url: &str) -> UrlParts {
 
 #[test]
 fn hostname_is_lower_case_without_www() {
-    assert_eq!(
-        parts("https://WWW.Shop.Example/x").hostname.as_deref(),
-        Some("shop.example")
-    );
-    assert_eq!(
-        parts("https://shop.example:8443/x").hostname.as_deref(),
-        Some("shop.example")
-    );
+    assert_eq!(parts("https://WWW.Shop.Example/x").hostname.as_deref(), Some("shop.example"));
+    assert_eq!(parts("https://shop.example:8443/x").hostname.as_deref(), Some("shop.example"));
     assert_eq!(parts("https://www./").hostname.as_deref(), Some("www."));
 }
 
 #[test]
 fn path_is_decoded_and_defaults_to_slash() {
     assert_eq!(parts("https://a.example").path.as_deref(), Some("/"));
-    assert_eq!(
-        parts("https://a.example/caf%C3%A9?q=1#top").path.as_deref(),
-        Some("/café")
-    );
-    assert_eq!(
-        parts("/pricing?utm_source=x").path.as_deref(),
-        Some("/pricing")
-    );
+    assert_eq!(parts("https://a.example/caf%C3%A9?q=1#top").path.as_deref(), Some("/café"));
+    assert_eq!(parts("/pricing?utm_source=x").path.as_deref(), Some("/pricing"));
     assert_eq!(parts("/pricing").hostname, None);
     assert_eq!(parts("not a url"), UrlParts::default());
     assert_eq!(parts("mailto:someone@example.com").path, None);
@@ -55,11 +43,8 @@ fn raw_batch(urls: Vec<Option<&str>>) -> RecordBatch {
     let n = urls.len();
     let schema = schema::raw_events();
     let text = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
-    let ts = || {
-        Arc::new(
-            TimestampMillisecondArray::from(vec![1_700_000_000_000i64; n]).with_timezone("UTC"),
-        ) as ArrayRef
-    };
+    let ts =
+        || Arc::new(TimestampMillisecondArray::from(vec![1_700_000_000_000i64; n]).with_timezone("UTC")) as ArrayRef;
     let mut props = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for _ in 0..n {
         props.append(false).expect("append props");
@@ -114,17 +99,11 @@ fn process_keeps_raw_columns_and_adds_derived_ones() {
 #[test]
 fn process_is_deterministic() {
     let raw = raw_batch(vec![Some("https://a.example/x?utm_medium=cpc")]);
-    assert_eq!(
-        process(&raw).expect("first"),
-        process(&raw).expect("second")
-    );
+    assert_eq!(process(&raw).expect("first"), process(&raw).expect("second"));
 }
 
 #[test]
 fn process_rejects_other_schemas() {
     let batch = RecordBatch::new_empty(schema::events());
-    assert!(matches!(
-        process(&batch),
-        Err(ProcessError::BadInput { .. })
-    ));
+    assert!(matches!(process(&batch), Err(ProcessError::BadInput { .. })));
 }

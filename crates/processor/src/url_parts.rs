@@ -4,13 +4,7 @@ use percent_encoding::percent_decode_str;
 use url::Url;
 
 /// The UTM query parameters, in the order of the `events` columns.
-pub const UTM_KEYS: [&str; 5] = [
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-];
+pub const UTM_KEYS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"];
 
 /// Host, path and UTM values of a page URL.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -57,11 +51,7 @@ impl UrlParts {
             None
         } else {
             let decoded = percent_decode_str(url.path()).decode_utf8_lossy();
-            Some(if decoded.is_empty() {
-                "/".to_string()
-            } else {
-                decoded.into_owned()
-            })
+            Some(if decoded.is_empty() { "/".to_string() } else { decoded.into_owned() })
         };
 
         let mut utm: [Option<String>; 5] = Default::default();
@@ -75,10 +65,6 @@ impl UrlParts {
                 utm[slot] = Some(value.into_owned());
             }
         }
-        Self {
-            hostname,
-            path,
-            utm,
-        }
+        Self { hostname, path, utm }
     }
 }

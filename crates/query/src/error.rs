@@ -18,6 +18,12 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+    /// The query ran past its time limit.
+    #[error("query did not finish within {seconds} s; narrow the time range or aggregate")]
+    Timeout {
+        /// The limit in seconds.
+        seconds: u64,
+    },
     /// The query task was cancelled or panicked.
     #[error("query task ended unexpectedly: {0}")]
     Task(String),
@@ -29,6 +35,7 @@ impl Error {
         match self {
             Self::NotReadOnly(_) => ErrorKind::PermissionDenied,
             Self::ResultTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            Self::Timeout { .. } => ErrorKind::QueryTimeout,
             Self::Task(_) => ErrorKind::Internal,
             Self::DataFusion(e) => classify(e),
         }
@@ -45,9 +52,9 @@ fn classify(e: &DataFusionError) -> ErrorKind {
         | DataFusionError::ArrowError(..)
         | DataFusionError::Execution(_) => ErrorKind::InvalidArgument,
         DataFusionError::ResourcesExhausted(_) => ErrorKind::ResourceExhausted,
-        DataFusionError::IoError(_)
-        | DataFusionError::ObjectStore(_)
-        | DataFusionError::External(_) => ErrorKind::Unavailable,
+        DataFusionError::IoError(_) | DataFusionError::ObjectStore(_) | DataFusionError::External(_) => {
+            ErrorKind::Unavailable
+        }
         _ => ErrorKind::Internal,
     }
 }

@@ -12,6 +12,7 @@ mod error;
 pub mod metrics;
 mod querier;
 mod table;
+mod tenant_scope;
 mod time_bounds;
 
 pub use buffer_source::{BufferSource, BufferedChunk};

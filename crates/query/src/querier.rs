@@ -7,6 +7,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use hourglass_catalog::Catalog;
@@ -29,6 +30,8 @@ pub struct QueryConfig {
     pub target_partitions: usize,
     /// Largest result one query may return.
     pub max_result_bytes: usize,
+    /// Longest a query may run before it is cancelled.
+    pub timeout: std::time::Duration,
 }
 
 impl Default for QueryConfig {
@@ -36,10 +39,9 @@ impl Default for QueryConfig {
         Self {
             memory_limit_bytes: 2 * 1024 * 1024 * 1024,
             metadata_cache_bytes: 128 * 1024 * 1024,
-            target_partitions: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            target_partitions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_result_bytes: 256 * 1024 * 1024,
+            timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -81,23 +83,19 @@ impl Querier {
             .build_arc()?;
         let store_url = ObjectStoreUrl::parse("hourglass://data")?;
         runtime.register_object_store(store_url.as_ref(), store);
-        Ok(Self {
-            config,
-            catalog,
-            buffers,
-            runtime,
-            store_url,
-            cpu,
-        })
+        Ok(Self { config, catalog, buffers, runtime, store_url, cpu })
+    }
+
+    /// Largest result a query may return, in bytes.
+    pub fn max_result_bytes(&self) -> usize {
+        self.config.max_result_bytes
     }
 
     /// A session that sees only `tenant`'s rows of `events` and `raw_events`.
     pub fn session(&self, tenant: &TenantId) -> Result<SessionContext> {
-        let mut config = SessionConfig::new()
+        let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(self.config.target_partitions.max(1));
-        config.options_mut().execution.parquet.pushdown_filters = true;
-        config.options_mut().execution.parquet.reorder_filters = true;
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
         for table in TableName::ALL {
             let provider = TenantTable::new(
@@ -114,26 +112,26 @@ impl Querier {
 
     /// Options that make a session read-only: no DDL, DML, COPY or SET.
     pub fn read_only() -> SQLOptions {
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
+        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
     }
 
     /// Runs one read-only SQL statement as `tenant` and collects the result.
+    ///
+    /// The query runs on the CPU runtime; it is cancelled when it exceeds the configured
+    /// timeout or when the returned future is dropped (the client went away).
     pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult> {
         let started = Instant::now();
         let ctx = self.session(tenant)?;
         let sql = sql.to_string();
         let limit = self.config.max_result_bytes;
         let run = async move {
-            let df = ctx.sql_with_options(&sql, Self::read_only()).await.map_err(|e| {
-                if matches!(e.find_root(), datafusion::error::DataFusionError::Plan(m) if m.contains("not supported")) {
-                    Error::NotReadOnly(e.to_string())
-                } else {
-                    Error::DataFusion(e)
-                }
-            })?;
+            let plan = ctx.state().create_logical_plan(&sql).await?;
+            if matches!(plan, LogicalPlan::Analyze(_)) {
+                // Its metrics count rows pruned in files shared with other tenants.
+                return Err(Error::NotReadOnly("EXPLAIN ANALYZE is not available; use EXPLAIN".into()));
+            }
+            Self::read_only().verify_plan(&plan).map_err(|e| Error::NotReadOnly(e.to_string()))?;
+            let df = ctx.execute_logical_plan(plan).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await?;
             let mut batches = Vec::new();
@@ -148,17 +146,43 @@ impl Querier {
             }
             Ok(QueryResult { schema, batches })
         };
+        let timeout = self.config.timeout;
         let result = match &self.cpu {
-            Some(handle) => handle
-                .spawn(run)
-                .await
-                .map_err(|e| Error::Task(e.to_string()))?,
-            None => run.await,
+            Some(handle) => {
+                let task = AbortOnDrop(handle.spawn(run));
+                match tokio::time::timeout(timeout, task).await {
+                    Ok(joined) => joined,
+                    Err(_) => Err(Error::Timeout { seconds: timeout.as_secs() }),
+                }
+            }
+            None => {
+                tokio::time::timeout(timeout, run).await.unwrap_or(Err(Error::Timeout { seconds: timeout.as_secs() }))
+            }
         };
         metrics::QUERY_SECONDS.observe(started.elapsed());
         if result.is_err() {
             metrics::QUERY_ERRORS.inc();
         }
         result
+    }
+}
+
+/// A spawned query that is aborted when its handle is dropped, so that a client that goes
+/// away or a timeout stops the work instead of leaving it running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<Result<T>> {
+    type Output = Result<T>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(|e| Err(Error::Task(e.to_string()))))
     }
 }

@@ -13,19 +13,16 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType, col, lit};
-use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::filter::FilterExecBuilder;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::scalar::ScalarValue;
 use hourglass_catalog::{Catalog, FileFilter};
 use hourglass_types::schema::{self, col as column};
 use hourglass_types::{TableName, TenantId};
 
 use crate::buffer_source::BufferSource;
 use crate::metrics;
+use crate::tenant_scope::TenantScopeExec;
 use crate::time_bounds::TimeBounds;
 
 /// One stored table as one tenant sees it: the catalog's Parquet files plus the ingesters'
@@ -49,14 +46,7 @@ impl TenantTable {
         buffers: Vec<Arc<dyn BufferSource>>,
         store_url: ObjectStoreUrl,
     ) -> Self {
-        Self {
-            table,
-            tenant,
-            schema: schema::of(table),
-            catalog,
-            buffers,
-            store_url,
-        }
+        Self { table, tenant, schema: schema::of(table), catalog, buffers, store_url }
     }
 
     fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
@@ -74,10 +64,7 @@ impl TableProvider for TenantTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
         // Filters prune files, row groups and pages, but DataFusion still applies them exactly.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -94,9 +81,7 @@ impl TableProvider for TenantTable {
 
         // Columns to read: what the query wants plus tenant_id for the isolation filter,
         // which is then projected away.
-        let wanted: Vec<usize> = projection
-            .cloned()
-            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..self.schema.fields().len()).collect());
         let mut scan_cols = wanted.clone();
         if !scan_cols.contains(&tenant_idx) {
             scan_cols.push(tenant_idx);
@@ -110,10 +95,8 @@ impl TableProvider for TenantTable {
             let to = bounds.max_ms.unwrap_or(i64::MAX);
             let mut chunks = Vec::new();
             for source in &self.buffers {
-                let got = source
-                    .snapshot(self.table, &self.tenant, from, to)
-                    .await
-                    .map_err(DataFusionError::External)?;
+                let got =
+                    source.snapshot(self.table, &self.tenant, from, to).await.map_err(DataFusionError::External)?;
                 chunks.extend(got);
             }
             let filter = FileFilter {
@@ -122,11 +105,7 @@ impl TableProvider for TenantTable {
                 min_time_ms: bounds.min_ms,
                 max_time_ms: bounds.max_ms,
             };
-            let listing = self
-                .catalog
-                .list_files(&filter)
-                .await
-                .map_err(Self::external)?;
+            let listing = self.catalog.list_files(&filter).await.map_err(Self::external)?;
 
             let buffered: Vec<_> = chunks
                 .into_iter()
@@ -144,7 +123,7 @@ impl TableProvider for TenantTable {
 
             if !listing.files.is_empty() {
                 metrics::FILES_SCANNED.add(listing.files.len() as u64);
-                inputs.push(self.parquet_scan(state, &listing.files, filters, &scan_cols)?);
+                inputs.push(self.parquet_scan(state, &listing.files, &scan_cols)?);
             }
         }
         if inputs.is_empty() {
@@ -156,17 +135,9 @@ impl TableProvider for TenantTable {
         }
         let input = UnionExec::try_new(inputs)?;
 
-        let is_tenant = Arc::new(BinaryExpr::new(
-            Arc::new(Column::new(column::TENANT_ID, tenant_pos)),
-            datafusion::logical_expr::Operator::Eq,
-            Arc::new(Literal::new(ScalarValue::Utf8(Some(
-                self.tenant.to_string(),
-            )))),
-        ));
         let output: Vec<usize> = (0..wanted.len()).collect();
-        let plan = FilterExecBuilder::new(is_tenant, input)
-            .apply_projection(Some(output))?
-            .build()?;
+        let tenant: Arc<str> = Arc::from(self.tenant.as_str());
+        let plan = TenantScopeExec::try_new(input, tenant_pos, tenant, output)?;
         Ok(Arc::new(plan))
     }
 }
@@ -176,31 +147,24 @@ impl TenantTable {
         &self,
         state: &dyn Session,
         files: &[hourglass_catalog::FileRecord],
-        filters: &[Expr],
         scan_cols: &[usize],
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // The pruning predicate: the tenant plus every query filter, against the full schema.
+        // The tenant test is the only predicate evaluated inside the scan: it prunes row
+        // groups and pages, and filters rows as they are decoded. User filters are evaluated
+        // above TenantScopeExec, on this tenant's rows only (see tenant_scope.rs).
         let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
-        let tenant_filter = col(column::TENANT_ID).eq(lit(self.tenant.as_str()));
-        let predicate = conjunction(std::iter::once(tenant_filter).chain(filters.iter().cloned()))
-            .map(|e| state.create_physical_expr(e, &df_schema))
-            .transpose()?;
+        let predicate = state.create_physical_expr(col(column::TENANT_ID).eq(lit(self.tenant.as_str())), &df_schema)?;
 
         let runtime = state.runtime_env();
         let store = runtime.object_store(&self.store_url)?;
         let cache = runtime.cache_manager.get_file_metadata_cache();
-        let mut source = ParquetSource::new(Arc::clone(&self.schema))
+        let source = ParquetSource::new(Arc::clone(&self.schema))
             .with_table_parquet_options(state.default_table_options().parquet)
-            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
-                store, cache,
-            )));
-        if let Some(p) = predicate {
-            source = source.with_predicate(p);
-        }
-        let group: FileGroup = files
-            .iter()
-            .map(|f| PartitionedFile::new(f.file.path.clone(), f.file.bytes))
-            .collect();
+            .with_pushdown_filters(true)
+            .with_reorder_filters(false)
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, cache)))
+            .with_predicate(predicate);
+        let group: FileGroup = files.iter().map(|f| PartitionedFile::new(f.file.path.clone(), f.file.bytes)).collect();
         let groups = group.split_files(state.config().target_partitions().max(1));
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups)

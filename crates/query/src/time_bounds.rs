@@ -40,11 +40,7 @@ impl TimeBounds {
 
     fn add(&mut self, expr: &Expr) {
         match expr {
-            Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: Operator::And,
-                right,
-            }) => {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::And, right }) => {
                 self.add(left);
                 self.add(right);
             }
@@ -74,12 +70,7 @@ impl TimeBounds {
                     _ => {}
                 }
             }
-            Expr::Between(Between {
-                expr,
-                negated: false,
-                low,
-                high,
-            }) if is_time_column(expr) => {
+            Expr::Between(Between { expr, negated: false, low, high }) if is_time_column(expr) => {
                 if let Some((floor, _)) = literal_ms(low) {
                     self.lower(floor);
                 }
@@ -110,10 +101,7 @@ fn literal_ms(expr: &Expr) -> Option<(i64, i64)> {
         ScalarValue::TimestampNanosecond(Some(v), _) => (*v, 1_000_000),
         _ => return None,
     };
-    Some((
-        v.div_euclid(per_ms),
-        v.div_euclid(per_ms) + i64::from(v.rem_euclid(per_ms) != 0),
-    ))
+    Some((v.div_euclid(per_ms), v.div_euclid(per_ms) + i64::from(v.rem_euclid(per_ms) != 0)))
 }
 
 #[cfg(test)]
@@ -122,47 +110,20 @@ mod tests {
     use datafusion::logical_expr::{col as column, lit};
 
     fn ts(ms: i64) -> Expr {
-        lit(ScalarValue::TimestampMillisecond(
-            Some(ms),
-            Some("UTC".into()),
-        ))
+        lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())))
     }
 
     #[test]
     fn comparisons_narrow_the_range() {
         let t = || column("timestamp");
         let b = TimeBounds::from_filters(&[t().gt_eq(ts(100)), t().lt(ts(200))]);
-        assert_eq!(
-            b,
-            TimeBounds {
-                min_ms: Some(100),
-                max_ms: Some(200)
-            }
-        );
+        assert_eq!(b, TimeBounds { min_ms: Some(100), max_ms: Some(200) });
         let b = TimeBounds::from_filters(&[ts(100).lt_eq(t()), t().lt_eq(ts(200))]);
-        assert_eq!(
-            b,
-            TimeBounds {
-                min_ms: Some(100),
-                max_ms: Some(201)
-            }
-        );
+        assert_eq!(b, TimeBounds { min_ms: Some(100), max_ms: Some(201) });
         let b = TimeBounds::from_filters(&[t().eq(ts(7))]);
-        assert_eq!(
-            b,
-            TimeBounds {
-                min_ms: Some(7),
-                max_ms: Some(8)
-            }
-        );
+        assert_eq!(b, TimeBounds { min_ms: Some(7), max_ms: Some(8) });
         let b = TimeBounds::from_filters(&[t().between(ts(1), ts(5)).and(t().gt(ts(2)))]);
-        assert_eq!(
-            b,
-            TimeBounds {
-                min_ms: Some(2),
-                max_ms: Some(6)
-            }
-        );
+        assert_eq!(b, TimeBounds { min_ms: Some(2), max_ms: Some(6) });
         assert!(TimeBounds::from_filters(&[t().gt_eq(ts(5)), t().lt(ts(5))]).is_empty());
     }
 
@@ -170,9 +131,7 @@ mod tests {
     fn other_filters_do_not_narrow() {
         let b = TimeBounds::from_filters(&[
             column("name").eq(lit("x")),
-            column("timestamp")
-                .gt(ts(1))
-                .or(column("timestamp").lt(ts(0))),
+            column("timestamp").gt(ts(1)).or(column("timestamp").lt(ts(0))),
             column("received_at").gt(ts(1)),
         ]);
         assert_eq!(b, TimeBounds::default());
@@ -181,16 +140,8 @@ mod tests {
     #[test]
     fn sub_millisecond_literals_round_outwards() {
         let micros = lit(ScalarValue::TimestampMicrosecond(Some(1_500), None));
-        let b = TimeBounds::from_filters(&[
-            column("timestamp").gt_eq(micros.clone()),
-            column("timestamp").lt_eq(micros),
-        ]);
-        assert_eq!(
-            b,
-            TimeBounds {
-                min_ms: Some(1),
-                max_ms: Some(3)
-            }
-        );
+        let b =
+            TimeBounds::from_filters(&[column("timestamp").gt_eq(micros.clone()), column("timestamp").lt_eq(micros)]);
+        assert_eq!(b, TimeBounds { min_ms: Some(1), max_ms: Some(3) });
     }
 }

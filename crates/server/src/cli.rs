@@ -42,11 +42,7 @@ pub enum TenantCommand {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Base URL of the server's HTTP API.
-    #[arg(
-        long,
-        env = "HOURGLASS_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "HOURGLASS_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// Token to authenticate with (the admin token for tenant commands, a read token for queries).
     #[arg(long, env = "HOURGLASS_TOKEN", hide_env_values = true)]
@@ -125,18 +121,17 @@ pub struct IngestArgs {
     #[arg(long, env = "HOURGLASS_MAX_BODY_BYTES", default_value = "16MiB")]
     pub max_body_bytes: ByteSize,
     /// Largest ingest body after gzip decompression.
-    #[arg(
-        long,
-        env = "HOURGLASS_MAX_DECOMPRESSED_BYTES",
-        default_value = "64MiB"
-    )]
+    #[arg(long, env = "HOURGLASS_MAX_DECOMPRESSED_BYTES", default_value = "64MiB")]
     pub max_decompressed_bytes: ByteSize,
+    /// Ingest requests handled at once; more get 429 with Retry-After.
+    #[arg(long, env = "HOURGLASS_MAX_CONCURRENT_INGEST", default_value_t = 64)]
+    pub max_concurrent_ingest: usize,
+    /// Oldest event timestamp accepted, as an age; older events are rejected (raise it for
+    /// backfills).
+    #[arg(long, env = "HOURGLASS_MAX_PAST", default_value = "31days")]
+    pub max_past: humantime::Duration,
     /// Most events in one ingest request.
-    #[arg(
-        long,
-        env = "HOURGLASS_MAX_EVENTS_PER_REQUEST",
-        default_value_t = 10_000
-    )]
+    #[arg(long, env = "HOURGLASS_MAX_EVENTS_PER_REQUEST", default_value_t = 10_000)]
     pub max_events_per_request: usize,
     /// Longest string field or property value.
     #[arg(long, env = "HOURGLASS_MAX_STRING_BYTES", default_value = "8KiB")]
@@ -155,15 +150,14 @@ pub struct QueryEngineArgs {
     #[arg(long, env = "HOURGLASS_QUERY_MEMORY", default_value = "2GiB")]
     pub query_memory: ByteSize,
     /// Largest result one query may return.
-    #[arg(
-        long,
-        env = "HOURGLASS_QUERY_MAX_RESULT_BYTES",
-        default_value = "256MiB"
-    )]
+    #[arg(long, env = "HOURGLASS_QUERY_MAX_RESULT_BYTES", default_value = "256MiB")]
     pub query_max_result_bytes: ByteSize,
     /// Queries allowed to run at once; more get 429.
     #[arg(long, env = "HOURGLASS_MAX_CONCURRENT_QUERIES", default_value_t = 16)]
     pub max_concurrent_queries: usize,
+    /// Longest a query may run; past it the query is cancelled and answered 504.
+    #[arg(long, env = "HOURGLASS_QUERY_TIMEOUT", default_value = "60s")]
+    pub query_timeout: humantime::Duration,
     /// Threads of the query runtime (0: one per core).
     #[arg(long, env = "HOURGLASS_QUERY_THREADS", default_value_t = 0)]
     pub query_threads: usize,

@@ -13,10 +13,7 @@ fn init_logging(format: LogFormat) {
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -41,14 +38,8 @@ fn main() -> std::process::ExitCode {
 
 fn serve_main(args: cli::ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let query_threads = if args.query.query_threads == 0 {
-        cores
-    } else {
-        args.query.query_threads
-    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let query_threads = if args.query.query_threads == 0 { cores } else { args.query.query_threads };
     // DataFusion's CPU-bound work runs on its own runtime so that a heavy query cannot delay
     // ingest acknowledgements and health checks on the IO runtime.
     let query_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -67,8 +58,6 @@ fn serve_main(args: cli::ServeArgs) -> anyhow::Result<()> {
 }
 
 fn client_main(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(work)
 }

@@ -33,11 +33,7 @@ impl BufferSource for LocalBuffer {
             .0
             .snapshot(table, tenant, from_ms, last_ms)?
             .into_iter()
-            .map(|c| BufferedChunk {
-                ingester_id: id.clone(),
-                max_seq: c.max_seq,
-                batches: c.batches,
-            })
+            .map(|c| BufferedChunk { ingester_id: id.clone(), max_seq: c.max_seq, batches: c.batches })
             .collect())
     }
 }
@@ -57,6 +53,7 @@ fn ingester_config(args: &ServeArgs) -> anyhow::Result<IngesterConfig> {
             max_string_bytes: bytes(&a.max_string_bytes),
             max_props: a.max_props,
             max_future_ms: ms(&a.max_future),
+            max_past_ms: ms(&a.max_past),
         },
         persist_max_bytes: bytes(&a.persist_max_bytes),
         persist_max_age_ms: ms(&a.persist_max_age),
@@ -81,12 +78,8 @@ pub async fn run(args: ServeArgs, query_runtime: tokio::runtime::Handle) -> anyh
     );
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
-    let store = ObjectStoreConfig::Local {
-        dir: args.data_dir.join("objects"),
-    }
-    .build()?;
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqliteCatalog::open(&args.data_dir.join("catalog.db")).await?);
+    let store = ObjectStoreConfig::Local { dir: args.data_dir.join("objects") }.build()?;
+    let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open(&args.data_dir.join("catalog.db")).await?);
 
     match &args.admin_token {
         Some(token) if token.len() < 16 => {
@@ -101,30 +94,20 @@ pub async fn run(args: ServeArgs, query_runtime: tokio::runtime::Handle) -> anyh
         None => {}
     }
 
-    let ingester = Ingester::start(
-        ingest_config,
-        Arc::clone(&store),
-        Arc::clone(&catalog),
-        Arc::new(SystemClock),
-    )
-    .await?;
+    let ingester =
+        Ingester::start(ingest_config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock)).await?;
     let query_config = QueryConfig {
         memory_limit_bytes: usize::try_from(args.query.query_memory.as_u64()).unwrap_or(usize::MAX),
-        max_result_bytes: usize::try_from(args.query.query_max_result_bytes.as_u64())
-            .unwrap_or(usize::MAX),
+        max_result_bytes: usize::try_from(args.query.query_max_result_bytes.as_u64()).unwrap_or(usize::MAX),
+        timeout: *args.query.query_timeout,
         ..QueryConfig::default()
     };
     let buffers: Vec<Arc<dyn BufferSource>> = vec![Arc::new(LocalBuffer(Arc::clone(&ingester)))];
-    let querier = Arc::new(Querier::new(
-        query_config,
-        Arc::clone(&catalog),
-        store,
-        buffers,
-        Some(query_runtime),
-    )?);
+    let querier = Arc::new(Querier::new(query_config, Arc::clone(&catalog), store, buffers, Some(query_runtime))?);
     let gateway = Gateway::new(
         GatewayConfig {
             max_concurrent_queries: args.query.max_concurrent_queries,
+            max_concurrent_ingest: args.ingest.max_concurrent_ingest,
         },
         catalog,
         Arc::clone(&ingester),

@@ -16,9 +16,8 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
-    Result, UploadPart,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
 };
 
 /// A [`LocalFileSystem`] whose `put` and completed multipart uploads are fsynced, file and
@@ -36,10 +35,7 @@ impl DurableLocalFileSystem {
             store: "DurableLocalFileSystem",
             source: Box::new(source),
         })?;
-        Ok(Self {
-            inner: LocalFileSystem::new_with_prefix(&root)?,
-            root,
-        })
+        Ok(Self { inner: LocalFileSystem::new_with_prefix(&root)?, root })
     }
 
     /// The root directory on disk.
@@ -56,10 +52,7 @@ impl fmt::Display for DurableLocalFileSystem {
 
 fn io_error(path: &FsPath, source: std::io::Error) -> object_store::Error {
     if source.kind() == ErrorKind::AlreadyExists {
-        return object_store::Error::AlreadyExists {
-            path: path.display().to_string(),
-            source: Box::new(source),
-        };
+        return object_store::Error::AlreadyExists { path: path.display().to_string(), source: Box::new(source) };
     }
     object_store::Error::Generic {
         store: "DurableLocalFileSystem",
@@ -97,16 +90,9 @@ fn write_durably(dest: &FsPath, payload: &PutPayload, create_only: bool) -> std:
     let parent = dest.parent().unwrap_or(FsPath::new("/"));
     create_dirs_durably(parent)?;
     // LocalFileSystem's listing hides `name#<digits>`, so staging files stay invisible.
-    let staging = PathBuf::from(format!(
-        "{}#{}",
-        dest.display(),
-        uuid::Uuid::new_v4().as_u128()
-    ));
+    let staging = PathBuf::from(format!("{}#{}", dest.display(), uuid::Uuid::new_v4().as_u128()));
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&staging)?;
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&staging)?;
         for chunk in payload.iter() {
             file.write_all(chunk)?;
         }
@@ -128,12 +114,7 @@ fn write_durably(dest: &FsPath, payload: &PutPayload, create_only: bool) -> std:
 
 #[async_trait]
 impl ObjectStore for DurableLocalFileSystem {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> Result<PutResult> {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         let create_only = match opts.mode {
             PutMode::Overwrite => false,
             PutMode::Create => true,
@@ -144,23 +125,13 @@ impl ObjectStore for DurableLocalFileSystem {
         let written = dest.clone();
         tokio::task::spawn_blocking(move || write_durably(&written, &payload, create_only))
             .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "DurableLocalFileSystem",
-                source: Box::new(e),
-            })?
+            .map_err(|e| object_store::Error::Generic { store: "DurableLocalFileSystem", source: Box::new(e) })?
             .map_err(|e| io_error(&dest, e))?;
         let meta = self.inner.head(location).await?;
-        Ok(PutResult {
-            e_tag: meta.e_tag,
-            version: None,
-        })
+        Ok(PutResult { e_tag: meta.e_tag, version: None })
     }
 
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
         let inner = self.inner.put_multipart_opts(location, opts).await?;
         let dest = self.inner.path_to_filesystem(location)?;
         Ok(Box::new(SyncedUpload { inner, dest }))
@@ -170,18 +141,11 @@ impl ObjectStore for DurableLocalFileSystem {
         self.inner.get_opts(location, options).await
     }
 
-    async fn get_ranges(
-        &self,
-        location: &Path,
-        ranges: &[std::ops::Range<u64>],
-    ) -> Result<Vec<bytes::Bytes>> {
+    async fn get_ranges(&self, location: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Vec<bytes::Bytes>> {
         self.inner.get_ranges(location, ranges).await
     }
 
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, Result<Path>>,
-    ) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         self.inner.delete_stream(locations)
     }
 
@@ -189,11 +153,7 @@ impl ObjectStore for DurableLocalFileSystem {
         self.inner.list(prefix)
     }
 
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, Result<ObjectMeta>> {
+    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
         self.inner.list_with_offset(prefix, offset)
     }
 
@@ -222,10 +182,7 @@ async fn sync_written(dest: PathBuf) -> Result<()> {
         sync_dir(path.parent().unwrap_or(FsPath::new("/")))
     })
     .await
-    .map_err(|e| object_store::Error::Generic {
-        store: "DurableLocalFileSystem",
-        source: Box::new(e),
-    })?
+    .map_err(|e| object_store::Error::Generic { store: "DurableLocalFileSystem", source: Box::new(e) })?
     .map_err(|e| io_error(&dest, e))
 }
 
@@ -262,17 +219,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = DurableLocalFileSystem::new(dir.path()).expect("store");
         let path = Path::from("a/b/c.bin");
-        store
-            .put(&path, PutPayload::from_static(b"hello"))
-            .await
-            .expect("put");
-        let got = store
-            .get(&path)
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes");
+        store.put(&path, PutPayload::from_static(b"hello")).await.expect("put");
+        let got = store.get(&path).await.expect("get").bytes().await.expect("bytes");
         assert_eq!(&got[..], b"hello");
         let listed: Vec<_> = futures::StreamExt::collect::<Vec<_>>(store.list(None)).await;
         assert_eq!(listed.len(), 1, "staging files must not be listed");
@@ -283,29 +231,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = DurableLocalFileSystem::new(dir.path()).expect("store");
         let path = Path::from("x");
-        let create = || PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        store
-            .put_opts(&path, PutPayload::from_static(b"1"), create())
-            .await
-            .expect("first");
-        let err = store
-            .put_opts(&path, PutPayload::from_static(b"2"), create())
-            .await
-            .expect_err("second create must fail");
-        assert!(
-            matches!(err, object_store::Error::AlreadyExists { .. }),
-            "{err}"
-        );
-        let got = store
-            .get(&path)
-            .await
-            .expect("get")
-            .bytes()
-            .await
-            .expect("bytes");
+        let create = || PutOptions { mode: PutMode::Create, ..Default::default() };
+        store.put_opts(&path, PutPayload::from_static(b"1"), create()).await.expect("first");
+        let err =
+            store.put_opts(&path, PutPayload::from_static(b"2"), create()).await.expect_err("second create must fail");
+        assert!(matches!(err, object_store::Error::AlreadyExists { .. }), "{err}");
+        let got = store.get(&path).await.expect("get").bytes().await.expect("bytes");
         assert_eq!(&got[..], b"1");
     }
 }

@@ -64,10 +64,7 @@ impl ObjectStoreConfig {
     pub fn build(&self) -> Result<Arc<dyn ObjectStore>> {
         match self {
             Self::Local { dir } => {
-                std::fs::create_dir_all(dir).map_err(|source| Error::DataDir {
-                    dir: dir.clone(),
-                    source,
-                })?;
+                std::fs::create_dir_all(dir).map_err(|source| Error::DataDir { dir: dir.clone(), source })?;
                 Ok(Arc::new(DurableLocalFileSystem::new(dir)?))
             }
             Self::Memory => Ok(Arc::new(object_store::memory::InMemory::new())),

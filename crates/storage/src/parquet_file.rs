@@ -30,11 +30,7 @@ pub struct ParquetOptions {
 
 impl Default for ParquetOptions {
     fn default() -> Self {
-        Self {
-            row_group_rows: 128 * 1024,
-            page_rows: 8 * 1024,
-            zstd_level: 3,
-        }
+        Self { row_group_rows: 128 * 1024, page_rows: 8 * 1024, zstd_level: 3 }
     }
 }
 
@@ -57,18 +53,14 @@ fn tenant_column(batch: &RecordBatch) -> Result<&StringArray> {
     batch
         .column_by_name(col::TENANT_ID)
         .and_then(|a| a.as_any().downcast_ref::<StringArray>())
-        .ok_or(Error::MissingColumn {
-            column: col::TENANT_ID,
-        })
+        .ok_or(Error::MissingColumn { column: col::TENANT_ID })
 }
 
 fn time_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray> {
     batch
         .column_by_name(col::TIMESTAMP)
         .and_then(|a| a.as_any().downcast_ref::<TimestampMillisecondArray>())
-        .ok_or(Error::MissingColumn {
-            column: col::TIMESTAMP,
-        })
+        .ok_or(Error::MissingColumn { column: col::TIMESTAMP })
 }
 
 /// Sorts `batch` by (tenant_id, timestamp) and computes its [`FileStats`]; `None` when empty.
@@ -78,20 +70,11 @@ pub fn sort_for_parquet(batch: &RecordBatch) -> Result<Option<(RecordBatch, File
     }
     let tenant = tenant_column(batch)?;
     let time = time_column(batch)?;
-    let options = Some(SortOptions {
-        descending: false,
-        nulls_first: false,
-    });
+    let options = Some(SortOptions { descending: false, nulls_first: false });
     let indices = lexsort_to_indices(
         &[
-            SortColumn {
-                values: Arc::new(tenant.clone()),
-                options,
-            },
-            SortColumn {
-                values: Arc::new(time.clone()),
-                options,
-            },
+            SortColumn { values: Arc::new(tenant.clone()), options },
+            SortColumn { values: Arc::new(time.clone()), options },
         ],
         None,
     )?;
@@ -117,27 +100,11 @@ pub fn sort_for_parquet(batch: &RecordBatch) -> Result<Option<(RecordBatch, File
 /// Encodes a batch already sorted by [`sort_for_parquet`] as a Parquet file.
 pub fn encode_parquet(sorted: &RecordBatch, options: &ParquetOptions) -> Result<Bytes> {
     let schema = sorted.schema();
-    let tenant_idx = schema
-        .index_of(col::TENANT_ID)
-        .map_err(|_| Error::MissingColumn {
-            column: col::TENANT_ID,
-        })?;
-    let time_idx = schema
-        .index_of(col::TIMESTAMP)
-        .map_err(|_| Error::MissingColumn {
-            column: col::TIMESTAMP,
-        })?;
+    let tenant_idx = schema.index_of(col::TENANT_ID).map_err(|_| Error::MissingColumn { column: col::TENANT_ID })?;
+    let time_idx = schema.index_of(col::TIMESTAMP).map_err(|_| Error::MissingColumn { column: col::TIMESTAMP })?;
     let sorting = vec![
-        SortingColumn {
-            column_idx: tenant_idx as i32,
-            descending: false,
-            nulls_first: false,
-        },
-        SortingColumn {
-            column_idx: time_idx as i32,
-            descending: false,
-            nulls_first: false,
-        },
+        SortingColumn { column_idx: tenant_idx as i32, descending: false, nulls_first: false },
+        SortingColumn { column_idx: time_idx as i32, descending: false, nulls_first: false },
     ];
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(options.zstd_level)?))
@@ -162,11 +129,7 @@ mod tests {
     fn batch(tenants: &[&str], times: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new(col::TENANT_ID, DataType::Utf8, false),
-            Field::new(
-                col::TIMESTAMP,
-                hourglass_types::schema::timestamp_type(),
-                false,
-            ),
+            Field::new(col::TIMESTAMP, hourglass_types::schema::timestamp_type(), false),
         ]));
         RecordBatch::try_new(
             schema,
@@ -185,22 +148,14 @@ mod tests {
         assert_eq!(sorted, batch(&["a", "a", "b", "b"], &[3, 9, 1, 5]));
         assert_eq!(
             stats,
-            FileStats {
-                min_tenant: "a".into(),
-                max_tenant: "b".into(),
-                min_time_ms: 1,
-                max_time_ms: 9,
-                rows: 4
-            }
+            FileStats { min_tenant: "a".into(), max_tenant: "b".into(), min_time_ms: 1, max_time_ms: 9, rows: 4 }
         );
         assert!(sort_for_parquet(&batch(&[], &[])).expect("empty").is_none());
     }
 
     #[test]
     fn parquet_round_trips_with_page_index() {
-        let (sorted, _) = sort_for_parquet(&batch(&["a", "b"], &[1, 2]))
-            .expect("sort")
-            .expect("rows");
+        let (sorted, _) = sort_for_parquet(&batch(&["a", "b"], &[1, 2])).expect("sort").expect("rows");
         let bytes = encode_parquet(&sorted, &ParquetOptions::default()).expect("encode");
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
             bytes,
@@ -210,11 +165,7 @@ mod tests {
         .expect("reader");
         let meta = builder.metadata().clone();
         assert!(meta.column_index().is_some(), "page index must be written");
-        let batches: Vec<_> = builder
-            .build()
-            .expect("build")
-            .collect::<Result<_, _>>()
-            .expect("read");
+        let batches: Vec<_> = builder.build().expect("build").collect::<Result<_, _>>().expect("read");
         assert_eq!(batches, vec![sorted]);
     }
 }

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     ResourceExhausted,
     /// A dependency is down or the process is shutting down; retryable (HTTP 503).
     Unavailable,
+    /// A query ran past its time limit (HTTP 504).
+    QueryTimeout,
     /// A bug or an unexpected state (HTTP 500).
     Internal,
 }
@@ -40,6 +42,7 @@ impl ErrorKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::ResourceExhausted => "resource_exhausted",
             Self::Unavailable => "unavailable",
+            Self::QueryTimeout => "query_timeout",
             Self::Internal => "internal",
         }
     }

@@ -18,11 +18,7 @@ pub struct Counter {
 impl Counter {
     /// A counter named `name` (`hourglass_<component>_<what>_<unit>`) with help text.
     pub const fn new(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            value: AtomicU64::new(0),
-        }
+        Self { name, help, value: AtomicU64::new(0) }
     }
 
     /// Adds `n`.
@@ -59,11 +55,7 @@ pub struct Gauge {
 impl Gauge {
     /// A gauge named `name` with help text.
     pub const fn new(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            value: AtomicI64::new(0),
-        }
+        Self { name, help, value: AtomicI64::new(0) }
     }
 
     /// Sets the value.
@@ -90,10 +82,8 @@ impl Gauge {
 }
 
 /// Upper bounds, in seconds, of the latency histogram buckets: 100 µs to 60 s.
-pub const LATENCY_BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-    15.0, 60.0,
-];
+pub const LATENCY_BUCKETS: [f64; 16] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 15.0, 60.0];
 
 /// A latency histogram in seconds with fixed buckets ([`LATENCY_BUCKETS`]).
 #[derive(Debug)]
@@ -140,12 +130,7 @@ impl Histogram {
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} histogram", self.name);
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{}_bucket{{le=\"{bound}\"}} {}",
-                self.name,
-                bucket.load(Ordering::Relaxed)
-            );
+            let _ = writeln!(out, "{}_bucket{{le=\"{bound}\"}} {}", self.name, bucket.load(Ordering::Relaxed));
         }
         let count = self.count();
         let _ = writeln!(out, "{}_bucket{{le=\"+Inf\"}} {count}", self.name);
@@ -167,18 +152,9 @@ mod tests {
         H.observe(Duration::from_millis(3));
         let mut out = String::new();
         H.render(&mut out);
-        assert!(
-            out.contains("hourglass_test_latency_seconds_bucket{le=\"0.0001\"} 1"),
-            "{out}"
-        );
-        assert!(
-            out.contains("hourglass_test_latency_seconds_bucket{le=\"0.005\"} 2"),
-            "{out}"
-        );
-        assert!(
-            out.contains("hourglass_test_latency_seconds_count 2"),
-            "{out}"
-        );
+        assert!(out.contains("hourglass_test_latency_seconds_bucket{le=\"0.0001\"} 1"), "{out}");
+        assert!(out.contains("hourglass_test_latency_seconds_bucket{le=\"0.005\"} 2"), "{out}");
+        assert!(out.contains("hourglass_test_latency_seconds_count 2"), "{out}");
     }
 
     #[test]

@@ -86,10 +86,7 @@ impl PartitionKey {
             // Timestamps are validated at ingest, so this only guards against corrupt input.
             None => ("invalid".to_string(), self.hour.to_string()),
         };
-        format!(
-            "{}/date={date}/hour={hour}/shard={}",
-            self.table, self.shard
-        )
+        format!("{}/date={date}/hour={hour}/shard={}", self.table, self.shard)
     }
 
     /// The object key of one Parquet file of this partition:
@@ -121,8 +118,7 @@ mod tests {
         for t in ["a", "b", "c", "shop-2", "merchant_42"] {
             assert!(shard_of(t, 4) < 4);
         }
-        let spread: std::collections::HashSet<u32> =
-            (0..100).map(|i| shard_of(&format!("t{i}"), 4)).collect();
+        let spread: std::collections::HashSet<u32> = (0..100).map(|i| shard_of(&format!("t{i}"), 4)).collect();
         assert_eq!(spread.len(), 4);
     }
 
@@ -134,9 +130,6 @@ mod tests {
             shard: 2,
         };
         assert_eq!(key.prefix(), "events/date=2025-11-21/hour=13/shard=2");
-        assert_eq!(
-            key.file_key(7, "abc"),
-            "events/date=2025-11-21/hour=13/shard=2/7-abc.parquet"
-        );
+        assert_eq!(key.file_key(7, "abc"), "events/date=2025-11-21/hour=13/shard=2/7-abc.parquet");
     }
 }

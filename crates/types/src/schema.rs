@@ -118,15 +118,7 @@ static RAW_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| Arc::new(Schema::new(r
 static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     use col::*;
     let mut fields = raw_fields();
-    for name in [
-        HOSTNAME,
-        PATH,
-        UTM_SOURCE,
-        UTM_MEDIUM,
-        UTM_CAMPAIGN,
-        UTM_CONTENT,
-        UTM_TERM,
-    ] {
+    for name in [HOSTNAME, PATH, UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_CONTENT, UTM_TERM] {
         fields.push(Field::new(name, DataType::Utf8, true));
     }
     fields.push(Field::new(PROCESSOR_VERSION, DataType::Int32, false));

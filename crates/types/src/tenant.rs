@@ -45,8 +45,7 @@ impl TenantId {
             return Err(TenantIdError::TooLong { len: id.len() });
         }
         for (at, c) in id.char_indices() {
-            let ok =
-                c.is_ascii_lowercase() || c.is_ascii_digit() || (at > 0 && (c == '-' || c == '_'));
+            let ok = c.is_ascii_lowercase() || c.is_ascii_digit() || (at > 0 && (c == '-' || c == '_'));
             if !ok {
                 return Err(TenantIdError::BadCharacter { found: c, at });
             }
@@ -86,25 +85,10 @@ mod tests {
     #[test]
     fn rejects_bad_ids() {
         assert_eq!(TenantId::new(""), Err(TenantIdError::Empty));
-        assert!(matches!(
-            TenantId::new("-x"),
-            Err(TenantIdError::BadCharacter { at: 0, .. })
-        ));
-        assert!(matches!(
-            TenantId::new("Shop"),
-            Err(TenantIdError::BadCharacter { found: 'S', .. })
-        ));
-        assert!(matches!(
-            TenantId::new("a/b"),
-            Err(TenantIdError::BadCharacter { found: '/', .. })
-        ));
-        assert!(matches!(
-            TenantId::new("a'b"),
-            Err(TenantIdError::BadCharacter { .. })
-        ));
-        assert!(matches!(
-            TenantId::new(&"x".repeat(65)),
-            Err(TenantIdError::TooLong { len: 65 })
-        ));
+        assert!(matches!(TenantId::new("-x"), Err(TenantIdError::BadCharacter { at: 0, .. })));
+        assert!(matches!(TenantId::new("Shop"), Err(TenantIdError::BadCharacter { found: 'S', .. })));
+        assert!(matches!(TenantId::new("a/b"), Err(TenantIdError::BadCharacter { found: '/', .. })));
+        assert!(matches!(TenantId::new("a'b"), Err(TenantIdError::BadCharacter { .. })));
+        assert!(matches!(TenantId::new(&"x".repeat(65)), Err(TenantIdError::TooLong { len: 65 })));
     }
 }

@@ -62,10 +62,8 @@ pub struct DecodedSegment {
 /// Decodes a segment, keeping every complete entry before the first damage.
 pub fn decode_segment(data: &Bytes) -> DecodedSegment {
     let mut entries = Vec::new();
-    let damaged = |entries, offset, reason: String| DecodedSegment {
-        entries,
-        corruption: Some(Corruption { offset, reason }),
-    };
+    let damaged =
+        |entries, offset, reason: String| DecodedSegment { entries, corruption: Some(Corruption { offset, reason }) };
     if data.len() < HEADER_LEN || &data[..6] != MAGIC {
         return damaged(entries, 0, "missing segment header".into());
     }
@@ -84,37 +82,23 @@ pub fn decode_segment(data: &Bytes) -> DecodedSegment {
                 return damaged(entries, pos, "footer checksum mismatch".into());
             }
             if expected != entries.len() {
-                let reason = format!(
-                    "footer counts {expected} entries but {} were read",
-                    entries.len()
-                );
+                let reason = format!("footer counts {expected} entries but {} were read", entries.len());
                 return damaged(entries, pos, reason);
             }
             if rest.len() != FOOTER_LEN {
                 return damaged(entries, pos + FOOTER_LEN, "bytes after the footer".into());
             }
-            return DecodedSegment {
-                entries,
-                corruption: None,
-            };
+            return DecodedSegment { entries, corruption: None };
         }
         if rest.len() < ENTRY_HEADER_LEN {
-            let reason = if rest.is_empty() {
-                "segment ends without a footer"
-            } else {
-                "truncated entry header"
-            };
+            let reason = if rest.is_empty() { "segment ends without a footer" } else { "truncated entry header" };
             return damaged(entries, pos, reason.into());
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
         let start = pos + ENTRY_HEADER_LEN;
         let Some(end) = start.checked_add(len).filter(|end| *end <= data.len()) else {
-            return damaged(
-                entries,
-                pos,
-                format!("entry of {len} bytes runs past the end"),
-            );
+            return damaged(entries, pos, format!("entry of {len} bytes runs past the end"));
         };
         let payload = data.slice(start..end);
         if crc32fast::hash(&payload) != crc {
@@ -138,13 +122,7 @@ mod tests {
     fn round_trips() {
         let input = entries(&[b"one", b"", b"three"]);
         let decoded = decode_segment(&encode_segment(&input));
-        assert_eq!(
-            decoded,
-            DecodedSegment {
-                entries: input,
-                corruption: None
-            }
-        );
+        assert_eq!(decoded, DecodedSegment { entries: input, corruption: None });
     }
 
     #[test]

@@ -24,33 +24,17 @@ fn tenant(id: &str) -> TenantId {
 #[tokio::test]
 async fn tenants_and_tokens() {
     let cat = SqliteCatalog::in_memory().await.expect("catalog");
-    cat.create_tenant(&tenant("a"), "wa", "ra")
-        .await
-        .expect("create");
-    let err = cat
-        .create_tenant(&tenant("a"), "wa2", "ra2")
-        .await
-        .expect_err("duplicate");
+    cat.create_tenant(&tenant("a"), "wa", "ra").await.expect("create");
+    let err = cat.create_tenant(&tenant("a"), "wa2", "ra2").await.expect_err("duplicate");
     assert!(matches!(err, Error::TenantExists { .. }));
-    assert_eq!(
-        cat.lookup_token("wa").await.expect("lookup"),
-        Some(Principal::Writer(tenant("a")))
-    );
-    assert_eq!(
-        cat.lookup_token("ra").await.expect("lookup"),
-        Some(Principal::Reader(tenant("a")))
-    );
+    assert_eq!(cat.lookup_token("wa").await.expect("lookup"), Some(Principal::Writer(tenant("a"))));
+    assert_eq!(cat.lookup_token("ra").await.expect("lookup"), Some(Principal::Reader(tenant("a"))));
     assert_eq!(cat.lookup_token("wa2").await.expect("lookup"), None);
     assert!(!cat.has_admin_token().await.expect("has"));
     cat.add_admin_token("adm").await.expect("admin");
-    cat.add_admin_token("adm")
-        .await
-        .expect("admin again is a no-op");
+    cat.add_admin_token("adm").await.expect("admin again is a no-op");
     assert!(cat.has_admin_token().await.expect("has"));
-    assert_eq!(
-        cat.lookup_token("adm").await.expect("lookup"),
-        Some(Principal::Admin)
-    );
+    assert_eq!(cat.lookup_token("adm").await.expect("lookup"), Some(Principal::Admin));
     assert_eq!(cat.list_tenants().await.expect("list"), vec![tenant("a")]);
 }
 
@@ -76,42 +60,11 @@ async fn persist_commits_files_and_position_together() {
         max_time_ms: max,
     };
     let paths = |l: FileListing| l.files.into_iter().map(|f| f.file.path).collect::<Vec<_>>();
-    assert_eq!(
-        paths(cat.list_files(&list(None, None, None)).await.expect("list")),
-        ["ev/1", "ev/2"]
-    );
-    assert_eq!(
-        paths(
-            cat.list_files(&list(Some("b"), None, None))
-                .await
-                .expect("list")
-        ),
-        ["ev/1"]
-    );
-    assert_eq!(
-        paths(
-            cat.list_files(&list(Some("g"), None, None))
-                .await
-                .expect("list")
-        ),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        paths(
-            cat.list_files(&list(None, Some(150), None))
-                .await
-                .expect("list")
-        ),
-        ["ev/2"]
-    );
-    assert_eq!(
-        paths(
-            cat.list_files(&list(None, None, Some(200)))
-                .await
-                .expect("list")
-        ),
-        ["ev/1"]
-    );
+    assert_eq!(paths(cat.list_files(&list(None, None, None)).await.expect("list")), ["ev/1", "ev/2"]);
+    assert_eq!(paths(cat.list_files(&list(Some("b"), None, None)).await.expect("list")), ["ev/1"]);
+    assert_eq!(paths(cat.list_files(&list(Some("g"), None, None)).await.expect("list")), Vec::<String>::new());
+    assert_eq!(paths(cat.list_files(&list(None, Some(150), None)).await.expect("list")), ["ev/2"]);
+    assert_eq!(paths(cat.list_files(&list(None, None, Some(200))).await.expect("list")), ["ev/1"]);
     let listing = cat.list_files(&list(None, None, None)).await.expect("list");
     assert_eq!(listing.persisted.get("i"), Some(&5));
 }
@@ -131,9 +84,7 @@ async fn file_catalog_survives_reopen() {
     let path = dir.path().join("catalog.db");
     {
         let cat = SqliteCatalog::open(&path).await.expect("open");
-        cat.create_tenant(&tenant("a"), "w", "r")
-            .await
-            .expect("create");
+        cat.create_tenant(&tenant("a"), "w", "r").await.expect("create");
     }
     let cat = SqliteCatalog::open(&path).await.expect("reopen");
     assert_eq!(cat.list_tenants().await.expect("list"), vec![tenant("a")]);

@@ -28,63 +28,25 @@ async fn tenant_create_and_query_commands() {
     let write_key = creds["write_key"].as_str().expect("write_key");
     let read_token = creds["read_token"].as_str().expect("read_token");
 
-    server
-        .admin()
-        .with_token(write_key)
-        .ingest(pageviews("c", 3))
-        .await
-        .expect("ingest");
+    server.admin().with_token(write_key).ingest(pageviews("c", 3)).await.expect("ingest");
 
-    let (ok, out, err) = hourglass(
-        &["query", "SELECT count(*) AS n FROM events"],
-        read_token,
-        &server.url,
-    );
+    let (ok, out, err) = hourglass(&["query", "SELECT count(*) AS n FROM events"], read_token, &server.url);
     assert!(ok, "{err}");
-    assert!(
-        out.contains("| n |") && out.contains("| 3 |"),
-        "table output:\n{out}"
-    );
-    let (ok, out, _) = hourglass(
-        &[
-            "query",
-            "--format",
-            "csv",
-            "SELECT count(*) AS n FROM events",
-        ],
-        read_token,
-        &server.url,
-    );
+    assert!(out.contains("| n |") && out.contains("| 3 |"), "table output:\n{out}");
+    let (ok, out, _) =
+        hourglass(&["query", "--format", "csv", "SELECT count(*) AS n FROM events"], read_token, &server.url);
     assert!(ok);
     assert_eq!(out, "n\n3\n");
-    let (ok, out, _) = hourglass(
-        &[
-            "query",
-            "--format",
-            "json",
-            "SELECT count(*) AS n FROM events",
-        ],
-        read_token,
-        &server.url,
-    );
+    let (ok, out, _) =
+        hourglass(&["query", "--format", "json", "SELECT count(*) AS n FROM events"], read_token, &server.url);
     assert!(ok);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&out).expect("json"),
-        serde_json::json!([{"n": 3}])
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).expect("json"), serde_json::json!([{"n": 3}]));
 
     // Errors are reported with the server's message and a failing exit status.
     let (ok, _, err) = hourglass(&["tenant", "create", "cli-shop"], ADMIN_TOKEN, &server.url);
     assert!(!ok);
-    assert!(
-        err.contains("409") && err.contains("already exists"),
-        "{err}"
-    );
-    let (ok, _, err) = hourglass(
-        &["query", "SELECT nope FROM events"],
-        read_token,
-        &server.url,
-    );
+    assert!(err.contains("409") && err.contains("already exists"), "{err}");
+    let (ok, _, err) = hourglass(&["query", "SELECT nope FROM events"], read_token, &server.url);
     assert!(!ok);
     assert!(err.contains("400"), "{err}");
 }
@@ -116,9 +78,7 @@ fn first_start_prints_an_admin_token_once() {
         }
         child.kill().expect("kill");
         child.wait().expect("wait");
-        let printed = lines
-            .iter()
-            .any(|l| l.contains("admin token") && l.contains("hga_"));
+        let printed = lines.iter().any(|l| l.contains("admin token") && l.contains("hga_"));
         assert_eq!(printed, run == 0, "run {run}: {lines:?}");
     }
 }

@@ -15,25 +15,13 @@ const BATCH: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_event() {
-    let seed: u64 = std::env::var("HOURGLASS_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed: u64 = std::env::var("HOURGLASS_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("durability seed: {seed} (set HOURGLASS_TEST_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     // Frequent persists, so that kills also land during persists and WAL deletions.
-    let mut server = TestServer::start(&[
-        "--persist-max-age",
-        "300ms",
-        "--persist-max-bytes",
-        "256KiB",
-    ]);
-    let creds = server
-        .admin()
-        .create_tenant("durable")
-        .await
-        .expect("tenant");
+    let mut server = TestServer::start(&["--persist-max-age", "300ms", "--persist-max-bytes", "256KiB"]);
+    let creds = server.admin().create_tenant("durable").await.expect("tenant");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut sent = 0usize;
 
@@ -52,7 +40,11 @@ async fn sigkill_loses_no_acknowledged_event() {
                     let ids: Vec<String> = (0..BATCH).map(|i| format!("r{round}-w{w}-b{batch_no}-{i}")).collect();
                     let body: String = ids
                         .iter()
-                        .map(|id| format!("{{\"event_id\":\"{id}\",\"name\":\"pageview\",\"url\":\"https://d.example/{id}\"}}\n"))
+                        .map(|id| {
+                            format!(
+                                "{{\"event_id\":\"{id}\",\"name\":\"pageview\",\"url\":\"https://d.example/{id}\"}}\n"
+                            )
+                        })
                         .collect();
                     batch_no += 1;
                     attempted += BATCH;
@@ -78,44 +70,26 @@ async fn sigkill_loses_no_acknowledged_event() {
 
     let reader = server.admin().with_token(&creds.read_token);
     let acked: HashSet<String> = acked.lock().expect("lock").iter().cloned().collect();
-    assert!(
-        acked.len() > ROUNDS * BATCH,
-        "too few acknowledged events to mean anything: {}",
-        acked.len()
-    );
+    assert!(acked.len() > ROUNDS * BATCH, "too few acknowledged events to mean anything: {}", acked.len());
     for table in ["raw_events", "events"] {
         let dupes = reader
-            .query_json(&format!("SELECT event_id, count(*) AS n FROM {table} GROUP BY event_id HAVING count(*) > 1 LIMIT 5"))
+            .query_json(&format!(
+                "SELECT event_id, count(*) AS n FROM {table} GROUP BY event_id HAVING count(*) > 1 LIMIT 5"
+            ))
             .await
             .expect("duplicates query");
         assert!(dupes.is_empty(), "{table} has duplicates: {dupes:?}");
-        let batches = reader
-            .query_arrow(&format!("SELECT event_id FROM {table}"))
-            .await
-            .expect("ids");
+        let batches = reader.query_arrow(&format!("SELECT event_id FROM {table}")).await.expect("ids");
         let mut stored = HashSet::new();
         for b in &batches {
-            let ids = b
-                .column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .expect("strings");
+            let ids = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().expect("strings");
             for i in 0..ids.len() {
                 stored.insert(ids.value(i).to_string());
             }
         }
         let missing: Vec<_> = acked.difference(&stored).take(5).collect();
-        assert!(
-            missing.is_empty(),
-            "{table}: acknowledged events lost (seed {seed}): {missing:?}"
-        );
-        assert!(
-            stored.len() <= sent,
-            "{table}: more events stored than sent"
-        );
+        assert!(missing.is_empty(), "{table}: acknowledged events lost (seed {seed}): {missing:?}");
+        assert!(stored.len() <= sent, "{table}: more events stored than sent");
     }
-    eprintln!(
-        "durability: {} acknowledged of {sent} sent over {ROUNDS} kills",
-        acked.len()
-    );
+    eprintln!("durability: {} acknowledged of {sent} sent over {ROUNDS} kills", acked.len());
 }

@@ -9,10 +9,7 @@ async fn events_are_counted_once_while_persists_run() {
     let (writer, reader) = server.tenant("once").await;
     let admin = server.admin();
     for round in 1..=6i64 {
-        writer
-            .ingest(pageviews(&format!("r{round}"), 100))
-            .await
-            .expect("ingest");
+        writer.ingest(pageviews(&format!("r{round}"), 100)).await.expect("ingest");
         let expected = round * 100;
         // Queries race the persist that moves these rows from the buffer into files.
         let flush = tokio::spawn({
@@ -20,20 +17,11 @@ async fn events_are_counted_once_while_persists_run() {
             async move { admin.flush().await }
         });
         for _ in 0..8 {
-            assert_eq!(
-                scalar(&reader, "SELECT count(*) FROM events").await,
-                expected
-            );
-            assert_eq!(
-                scalar(&reader, "SELECT count(DISTINCT event_id) FROM raw_events").await,
-                expected
-            );
+            assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, expected);
+            assert_eq!(scalar(&reader, "SELECT count(DISTINCT event_id) FROM raw_events").await, expected);
         }
         flush.await.expect("join").expect("flush");
-        assert_eq!(
-            scalar(&reader, "SELECT count(*) FROM events").await,
-            expected
-        );
+        assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, expected);
     }
     assert_eq!(server.objects(".parquet").len(), 12);
 }
@@ -55,25 +43,16 @@ async fn resent_events_are_stored_once() {
         .expect("same id twice in one request");
     assert_eq!((within.accepted, within.duplicates), (2, 1));
     // The same id from another tenant is another event.
-    other_writer
-        .ingest(pageviews("e", 10))
-        .await
-        .expect("other tenant");
+    other_writer.ingest(pageviews("e", 10)).await.expect("other tenant");
     assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, 11);
-    assert_eq!(
-        scalar(&other_reader, "SELECT count(*) FROM events").await,
-        10
-    );
+    assert_eq!(scalar(&other_reader, "SELECT count(*) FROM events").await, 10);
 
     // After a crash the buffer is rebuilt from the WAL, and so is the de-duplication index.
     server.restart();
     let writer = server.admin().with_token(&creds.write_key);
     let reader = server.admin().with_token(&creds.read_token);
     assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, 11);
-    let retry = writer
-        .ingest(pageviews("e", 10))
-        .await
-        .expect("retry after restart");
+    let retry = writer.ingest(pageviews("e", 10)).await.expect("retry after restart");
     assert_eq!(retry.duplicates, 10);
     assert_eq!(scalar(&reader, "SELECT count(*) FROM raw_events").await, 11);
 }
@@ -84,31 +63,14 @@ async fn sigterm_persists_the_buffer() {
     let creds = server.admin().create_tenant("term").await.expect("tenant");
     let writer = server.admin().with_token(&creds.write_key);
     writer.ingest(pageviews("t", 250)).await.expect("ingest");
-    assert!(
-        server.objects(".parquet").is_empty(),
-        "nothing persisted before shutdown"
-    );
-    assert!(
-        server.terminate(),
-        "clean exit on SIGTERM:\n{}",
-        server.logs()
-    );
-    assert_eq!(
-        server.objects(".parquet").len(),
-        2,
-        "raw and events files written at shutdown"
-    );
-    assert!(
-        server.objects(".wal").is_empty(),
-        "WAL segments removed once persisted"
-    );
+    assert!(server.objects(".parquet").is_empty(), "nothing persisted before shutdown");
+    assert!(server.terminate(), "clean exit on SIGTERM:\n{}", server.logs());
+    assert_eq!(server.objects(".parquet").len(), 2, "raw and events files written at shutdown");
+    assert!(server.objects(".wal").is_empty(), "WAL segments removed once persisted");
     server.restart();
     let reader = server.admin().with_token(&creds.read_token);
     assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, 250);
-    assert_eq!(
-        scalar(&reader, "SELECT count(*) FROM raw_events").await,
-        250
-    );
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM raw_events").await, 250);
 }
 
 #[tokio::test]
@@ -134,4 +96,37 @@ async fn health_ready_and_metrics() {
         assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
     }
     assert_eq!(server.get("/nope").await.0, 404);
+}
+
+#[tokio::test]
+async fn query_limits_and_formats() {
+    let server = TestServer::start(&["--query-timeout", "1s"]);
+    let (writer, reader) = server.tenant("q").await;
+    writer.ingest("{\"event_id\":\"p1\",\"name\":\"pageview\",\"props\":{\"plan\":\"pro\"}}\n").await.expect("ingest");
+
+    // A runaway query is cancelled with 504 query_timeout, and the server goes on serving.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/query", server.url))
+        .bearer_auth(reader_token(&server, "q2").await)
+        .json(&serde_json::json!({"sql": "SELECT count(*) FROM range(1000000000000) a, range(1000000000000) b"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 504);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "query_timeout");
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, 1);
+
+    // EXPLAIN is allowed; EXPLAIN ANALYZE (whose metrics count other tenants' pruned rows) is not.
+    assert!(!reader.query_json("EXPLAIN SELECT count(*) FROM events").await.expect("explain").is_empty());
+    assert_eq!(crate::support::status_of(reader.query_json("EXPLAIN ANALYZE SELECT count(*) FROM events").await), 403);
+
+    // CSV writes maps as JSON text.
+    let csv =
+        reader.query_raw("SELECT event_id, props FROM events", hourglass_client::QueryFormat::Csv).await.expect("csv");
+    assert_eq!(String::from_utf8_lossy(&csv), "event_id,props\np1,\"{\"\"plan\"\":\"\"pro\"\"}\"\n");
+}
+
+async fn reader_token(server: &TestServer, tenant: &str) -> String {
+    server.admin().create_tenant(tenant).await.expect("tenant").read_token
 }

@@ -29,10 +29,7 @@ fn event() -> Value {
 }
 
 async fn check(reader: &hourglass_client::Client, stage: &str) {
-    let rows = reader
-        .query_json("SELECT * FROM raw_events")
-        .await
-        .expect("query raw_events");
+    let rows = reader.query_json("SELECT * FROM raw_events").await.expect("query raw_events");
     assert_eq!(rows.len(), 1, "{stage}");
     let row = &rows[0];
     let expect = |k: &str, v: Value| assert_eq!(row.get(k), Some(&v), "{stage}: field {k}");
@@ -53,21 +50,10 @@ async fn check(reader: &hourglass_client::Client, stage: &str) {
     expect("revenue", json!(1234.5678));
     expect("currency", json!("EUR"));
     expect("interactive", json!(false));
-    expect(
-        "props",
-        json!({"plan": "pro ✓", "seats": "12", "trial": "false"}),
-    );
-    let ip_hash = row
-        .get("ip_hash")
-        .and_then(|v| v.as_str())
-        .expect("ip_hash");
+    expect("props", json!({"plan": "pro ✓", "seats": "12", "trial": "false"}));
+    let ip_hash = row.get("ip_hash").and_then(|v| v.as_str()).expect("ip_hash");
     assert_eq!(ip_hash.len(), 16, "{stage}");
-    assert!(
-        !serde_json::to_string(row)
-            .expect("json")
-            .contains("203.0.113.7"),
-        "{stage}: raw IP stored"
-    );
+    assert!(!serde_json::to_string(row).expect("json").contains("203.0.113.7"), "{stage}: raw IP stored");
 
     let derived = reader
         .query_json("SELECT hostname, path, utm_source, utm_medium, utm_campaign, utm_content, props['plan'] AS plan FROM events")
@@ -81,23 +67,12 @@ async fn check(reader: &hourglass_client::Client, stage: &str) {
     );
 
     // Arrow IPC carries the exact millisecond timestamp.
-    let batches = reader
-        .query_arrow("SELECT timestamp FROM events")
-        .await
-        .expect("arrow");
-    let ts = batches[0]
-        .column(0)
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .expect("ms timestamps");
+    let batches = reader.query_arrow("SELECT timestamp FROM events").await.expect("arrow");
+    let ts = batches[0].column(0).as_any().downcast_ref::<TimestampMillisecondArray>().expect("ms timestamps");
     assert_eq!(ts.value(0), 1_774_742_399_987, "{stage}");
     assert!(ts.is_valid(0));
     assert_eq!(
-        scalar(
-            reader,
-            "SELECT count(*) FROM events WHERE timestamp = '2026-03-28T23:59:59.987Z'"
-        )
-        .await,
+        scalar(reader, "SELECT count(*) FROM events WHERE timestamp = '2026-03-28T23:59:59.987Z'").await,
         1,
         "{stage}"
     );
@@ -105,33 +80,20 @@ async fn check(reader: &hourglass_client::Client, stage: &str) {
 
 #[tokio::test]
 async fn every_field_round_trips_from_buffer_and_parquet() {
-    let server = TestServer::start(&[]);
+    let server = TestServer::start(&["--max-past", "36500days"]);
     let (writer, reader) = server.tenant("rt").await;
-    let response = writer
-        .ingest(serde_json::to_vec(&vec![event()]).expect("json"))
-        .await
-        .expect("ingest");
+    let response = writer.ingest(serde_json::to_vec(&vec![event()]).expect("json")).await.expect("ingest");
     assert_eq!((response.accepted, response.rejected), (1, 0));
 
     check(&reader, "buffered").await;
     server.admin().flush().await.expect("flush");
-    assert!(
-        !server.objects(".parquet").is_empty(),
-        "flush wrote parquet files"
-    );
+    assert!(!server.objects(".parquet").is_empty(), "flush wrote parquet files");
     check(&reader, "persisted").await;
 
     // Epoch milliseconds are accepted as timestamps too.
-    writer
-        .ingest(r#"{"event_id":"rt-2","name":"x","timestamp":1774742399988}"#)
-        .await
-        .expect("ingest epoch ms");
+    writer.ingest(r#"{"event_id":"rt-2","name":"x","timestamp":1774742399988}"#).await.expect("ingest epoch ms");
     assert_eq!(
-        scalar(
-            &reader,
-            "SELECT count(*) FROM raw_events WHERE timestamp = to_timestamp_millis(1774742399988)"
-        )
-        .await,
+        scalar(&reader, "SELECT count(*) FROM raw_events WHERE timestamp = to_timestamp_millis(1774742399988)").await,
         1
     );
 }
@@ -144,8 +106,7 @@ async fn gzip_bodies_and_json_arrays_are_accepted() {
     let writer = server.admin().with_token(&creds.write_key);
     let reader = server.admin().with_token(&creds.read_token);
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(crate::support::pageviews("gz", 500).as_bytes())
-        .expect("gzip");
+    enc.write_all(crate::support::pageviews("gz", 500).as_bytes()).expect("gzip");
     let body = enc.finish().expect("gzip");
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/events", server.url))

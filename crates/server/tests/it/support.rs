@@ -41,16 +41,8 @@ impl TestServer {
     }
 
     fn spawn(&mut self) {
-        let offset = std::fs::metadata(&self.stdout_path)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        let open = |p: &Path| -> File {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .expect("log file")
-        };
+        let offset = std::fs::metadata(&self.stdout_path).map(|m| m.len()).unwrap_or(0);
+        let open = |p: &Path| -> File { OpenOptions::new().create(true).append(true).open(p).expect("log file") };
         let child = Command::new(env!("CARGO_BIN_EXE_hourglass"))
             .arg("serve")
             .args(["--http-addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
@@ -69,30 +61,14 @@ impl TestServer {
             let out = std::fs::read(&self.stdout_path).unwrap_or_default();
             let fresh = String::from_utf8_lossy(&out[offset as usize..]).to_string();
             if let Some(line) = fresh.lines().find(|l| l.contains("listening on http://")) {
-                let url = line
-                    .split("listening on ")
-                    .nth(1)
-                    .expect("url")
-                    .trim()
-                    .to_string();
+                let url = line.split("listening on ").nth(1).expect("url").trim().to_string();
                 self.url = url;
                 return;
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "hourglass exited with {status} before listening:\n{}",
-                    self.logs()
-                );
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("hourglass exited with {status} before listening:\n{}", self.logs());
             }
-            assert!(
-                Instant::now() < deadline,
-                "hourglass did not start:\n{}",
-                self.logs()
-            );
+            assert!(Instant::now() < deadline, "hourglass did not start:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -115,10 +91,7 @@ impl TestServer {
     /// Creates a tenant; returns (writer, reader) clients.
     pub async fn tenant(&self, id: &str) -> (Client, Client) {
         let creds = self.admin().create_tenant(id).await.expect("create tenant");
-        (
-            self.admin().with_token(&creds.write_key),
-            self.admin().with_token(&creds.read_token),
-        )
+        (self.admin().with_token(&creds.write_key), self.admin().with_token(&creds.read_token))
     }
 
     /// Kills the server with SIGKILL and waits for it to die.
@@ -134,10 +107,7 @@ impl TestServer {
         let Some(mut child) = self.child.take() else {
             return false;
         };
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -182,9 +152,7 @@ impl TestServer {
 
     /// GET a path and return (status, body).
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let response = reqwest::get(format!("{}{path}", self.url))
-            .await
-            .expect("GET");
+        let response = reqwest::get(format!("{}{path}", self.url)).await.expect("GET");
         let status = response.status().as_u16();
         (status, response.text().await.expect("body"))
     }
@@ -198,24 +166,16 @@ impl Drop for TestServer {
 
 /// Runs SQL that returns one integer (the first column of the first row).
 pub async fn scalar(reader: &Client, sql: &str) -> i64 {
-    let rows = reader
-        .query_json(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let rows = reader.query_json(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let row = rows.first().unwrap_or_else(|| panic!("{sql}: no rows"));
-    row.values()
-        .next()
-        .and_then(|v| v.as_i64())
-        .unwrap_or_else(|| panic!("{sql}: not an integer: {row:?}"))
+    row.values().next().and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("{sql}: not an integer: {row:?}"))
 }
 
 /// NDJSON of `n` pageviews with ids `{prefix}-{i}`.
 pub fn pageviews(prefix: &str, n: usize) -> String {
     (0..n)
         .map(|i| {
-            format!(
-                "{{\"event_id\":\"{prefix}-{i}\",\"name\":\"pageview\",\"url\":\"https://shop.example/p/{i}\"}}\n"
-            )
+            format!("{{\"event_id\":\"{prefix}-{i}\",\"name\":\"pageview\",\"url\":\"https://shop.example/p/{i}\"}}\n")
         })
         .collect()
 }
