@@ -54,3 +54,20 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// (requests committed, WAL syncs, seconds spent syncing) from the server's metrics.
+pub(crate) async fn wal_counters(server: &Server) -> anyhow::Result<(f64, f64, f64)> {
+    let text = reqwest_get(&format!("{}/metrics", server.url)).await?;
+    let value = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
+    };
+    Ok((
+        value("hourglass_wal_grouped_requests_total "),
+        value("hourglass_wal_sync_seconds_count "),
+        value("hourglass_wal_sync_seconds_sum "),
+    ))
+}
+
+async fn reqwest_get(url: &str) -> anyhow::Result<String> {
+    Ok(reqwest::get(url).await?.text().await?)
+}

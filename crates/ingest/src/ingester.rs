@@ -19,7 +19,7 @@ use crate::batch::{HashedEvent, build_raw_batch, encode_entry};
 use crate::buffer::{Buffer, ChunkSnapshot, filter_snapshot, keys_of};
 use crate::committer::{CommitRequest, run_committer};
 use crate::limits::IngestLimits;
-use crate::parse::{EventError, split_body, validate};
+use crate::parse::{EventError, parse_events};
 use crate::persister::{PersistCommand, run_persister};
 use crate::replay::{ReplayReport, replay};
 use crate::{Error, Result, metrics};
@@ -155,12 +155,12 @@ impl Ingester {
         let limits = &self.shared.config.limits;
         let body = if gzip { Bytes::from(crate::parse::gunzip(&body, limits.max_decompressed_bytes)?) } else { body };
         metrics::BYTES_INGESTED.add(body.len() as u64);
-        let items = split_body(&body, limits)?;
         let now = self.shared.clock.now_ms();
+        let items = parse_events(&body, limits, now)?;
         let mut errors = Vec::new();
         let mut valid = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            match item.and_then(|obj| validate(index, &obj, limits, now)) {
+        for item in items {
+            match item {
                 Ok(event) => valid.push(event),
                 Err(e) => errors.push(e),
             }

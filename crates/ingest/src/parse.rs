@@ -90,9 +90,9 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Splits a body into events: a JSON array, or NDJSON (one object per line; a single object is
-/// one line). Returns each event's JSON object or its error.
-pub fn split_body(body: &[u8], limits: &IngestLimits) -> Result<Vec<Result<Map<String, Value>, EventError>>> {
+/// Splits a body into events and validates each: a JSON array, or NDJSON (one object per
+/// line; a single object is one line). Returns each event or its error, in order.
+pub fn parse_events(body: &[u8], limits: &IngestLimits, now_ms: i64) -> Result<Vec<Result<ValidEvent, EventError>>> {
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else {
         return Err(Error::BadBody { message: "body is empty; send a JSON array or NDJSON events".into() });
@@ -100,7 +100,7 @@ pub fn split_body(body: &[u8], limits: &IngestLimits) -> Result<Vec<Result<Map<S
     let too_many = |n: String| Error::TooLarge {
         message: format!("request has {n} events; the limit is {} per request", limits.max_events_per_request),
     };
-    let items: Vec<Result<Value, EventError>> = if body[first] == b'[' {
+    if body[first] == b'[' {
         let mut de = serde_json::Deserializer::from_slice(body);
         let values = serde::de::DeserializeSeed::deserialize(BoundedArray(limits.max_events_per_request), &mut de)
             .and_then(|v| de.end().map(|()| v))
@@ -111,36 +111,25 @@ pub fn split_body(body: &[u8], limits: &IngestLimits) -> Result<Vec<Result<Map<S
                     Error::BadBody { message: format!("body is not a valid JSON array: {e}") }
                 }
             })?;
-        values.into_iter().map(Ok).collect()
-    } else {
-        let lines = body.split(|b| *b == b'\n').filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()));
-        let count = lines.clone().count();
-        if count > limits.max_events_per_request {
-            return Err(too_many(count.to_string()));
-        }
-        lines
+        return Ok(values
+            .into_iter()
             .enumerate()
-            .map(|(index, line)| {
-                serde_json::from_slice::<Value>(line).map_err(|e| EventError {
+            .map(|(index, value)| match value {
+                Value::Object(map) => validate(index, &map, limits, now_ms),
+                other => Err(EventError {
                     index,
                     field: None,
-                    error: format!("line is not valid JSON: {e}"),
-                })
+                    error: format!("event must be a JSON object, found {}", kind_of(&other)),
+                }),
             })
-            .collect()
-    };
-    Ok(items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| match item? {
-            Value::Object(map) => Ok(map),
-            other => Err(EventError {
-                index,
-                field: None,
-                error: format!("event must be a JSON object, found {}", kind_of(&other)),
-            }),
-        })
-        .collect())
+            .collect());
+    }
+    let lines = body.split(|b| *b == b'\n').filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()));
+    let count = lines.clone().count();
+    if count > limits.max_events_per_request {
+        return Err(too_many(count.to_string()));
+    }
+    Ok(lines.enumerate().map(|(index, line)| validate_line(index, line, limits, now_ms)).collect())
 }
 
 /// Reads a JSON array of at most `.0` elements, failing with [`TOO_MANY_EVENTS`] as soon as
@@ -189,6 +178,121 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
+/// An event's fields with their JSON types checked, before limits and formats are.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    event_id: Option<String>,
+    timestamp: Option<Timestamp>,
+    name: Option<String>,
+    client_id: Option<String>,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    url: Option<String>,
+    referrer: Option<String>,
+    title: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    country: Option<String>,
+    language: Option<String>,
+    screen_width: Option<i64>,
+    revenue: Option<f64>,
+    currency: Option<String>,
+    interactive: Option<bool>,
+    props: Option<Props>,
+}
+
+/// A timestamp as sent: epoch milliseconds or text to parse as RFC 3339.
+#[derive(Debug)]
+enum Timestamp {
+    Millis(i64),
+    Text(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an RFC 3339 string or integer epoch milliseconds")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Timestamp, E> {
+                Ok(Timestamp::Millis(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Timestamp, E> {
+                i64::try_from(v).map(Timestamp::Millis).map_err(|_| E::custom("timestamp out of range"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Timestamp, E> {
+                Ok(Timestamp::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Custom properties as sent (strings, numbers and booleans as text; nulls dropped), ordered
+/// by key.
+#[derive(Debug, Default)]
+struct Props(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Props {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Scalar(Option<String>);
+        impl<'de> serde::Deserialize<'de> for Scalar {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = Scalar;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a string, number or boolean")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Scalar, E> {
+                        Ok(Scalar(Some(v.to_string())))
+                    }
+                    fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<Scalar, E> {
+                        Ok(Scalar(Some(v.to_string())))
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Scalar, E> {
+                        Ok(Scalar(Some(v.to_string())))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Scalar, E> {
+                        Ok(Scalar(Some(v.to_string())))
+                    }
+                    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Scalar, E> {
+                        // Formatted exactly as serde_json formats numbers, like the slow path.
+                        let n = serde_json::Number::from_f64(v).ok_or_else(|| E::custom("not a finite number"))?;
+                        Ok(Scalar(Some(n.to_string())))
+                    }
+                    fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Scalar, E> {
+                        Ok(Scalar(None))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        let map: std::collections::BTreeMap<String, Scalar> = serde::Deserialize::deserialize(d)?;
+        Ok(Props(map.into_iter().filter_map(|(k, v)| v.0.map(|v| (k, v))).collect()))
+    }
+}
+
+/// Validates one NDJSON line. Well-typed events take a fast typed path; anything else is
+/// parsed generically so that the error names the offending field.
+pub fn validate_line(index: usize, line: &[u8], limits: &IngestLimits, now_ms: i64) -> Result<ValidEvent, EventError> {
+    if let Ok(fields) = serde_json::from_slice::<Fields>(line) {
+        return check(index, fields, limits, now_ms);
+    }
+    match serde_json::from_slice::<Value>(line) {
+        Err(e) => Err(EventError { index, field: None, error: format!("line is not valid JSON: {e}") }),
+        Ok(Value::Object(map)) => validate(index, &map, limits, now_ms),
+        Ok(other) => Err(EventError {
+            index,
+            field: None,
+            error: format!("event must be a JSON object, found {}", kind_of(&other)),
+        }),
+    }
+}
+
 /// Validates one event object received at `now_ms`.
 pub fn validate(
     index: usize,
@@ -202,30 +306,102 @@ pub fn validate(
             return Err(fail(key, format!("unknown field {key:?}; put custom values in \"props\"")));
         }
     }
-    let string = |field: &str, max: usize| -> Result<Option<String>, EventError> {
+    let string = |field: &str| -> Result<Option<String>, EventError> {
         match obj.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.len() > max => {
-                Err(fail(field, format!("string of {} bytes exceeds the limit of {max} bytes", s.len())))
-            }
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(fail(field, format!("expected a string, found {}", kind_of(other)))),
         }
     };
+    let timestamp = match obj.get("timestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Timestamp::Text(s.clone())),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(ms) => Some(Timestamp::Millis(ms)),
+            None => return Err(fail("timestamp", format!("{n} is not a whole number of epoch milliseconds"))),
+        },
+        Some(other) => {
+            return Err(fail(
+                "timestamp",
+                format!("expected an RFC 3339 string or epoch milliseconds, found {}", kind_of(other)),
+            ));
+        }
+    };
+    let screen_width = match obj.get("screen_width") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64() {
+            Some(w) => Some(w),
+            None => return Err(fail("screen_width", format!("expected an integer from 0 to 100000, found {v}"))),
+        },
+    };
+    let revenue = match obj.get("revenue") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(r) => Some(r),
+            None => return Err(fail("revenue", format!("{n} is not a finite number"))),
+        },
+        Some(other) => return Err(fail("revenue", format!("expected a number, found {}", kind_of(other)))),
+    };
+    let interactive = match obj.get("interactive") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(fail("interactive", format!("expected a boolean, found {}", kind_of(other))));
+        }
+    };
+    let props = match obj.get("props") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(Props(parse_props(map).map_err(|(field, e)| fail(&field, e))?)),
+        Some(other) => return Err(fail("props", format!("expected an object, found {}", kind_of(other)))),
+    };
+    let fields = Fields {
+        event_id: string("event_id")?,
+        timestamp,
+        name: string("name")?,
+        client_id: string("client_id")?,
+        user_id: string("user_id")?,
+        session_id: string("session_id")?,
+        url: string("url")?,
+        referrer: string("referrer")?,
+        title: string("title")?,
+        user_agent: string("user_agent")?,
+        ip: string("ip")?,
+        country: string("country")?,
+        language: string("language")?,
+        screen_width,
+        revenue,
+        currency: string("currency")?,
+        interactive,
+        props,
+    };
+    check(index, fields, limits, now_ms)
+}
 
-    let name = match string("name", MAX_NAME_BYTES)? {
+/// Applies limits, formats and defaults to type-checked fields.
+fn check(index: usize, f: Fields, limits: &IngestLimits, now_ms: i64) -> Result<ValidEvent, EventError> {
+    let fail = |field: &str, error: String| EventError { index, field: Some(field.to_string()), error };
+    let bounded = |field: &str, value: Option<String>, max: usize| -> Result<Option<String>, EventError> {
+        match value {
+            Some(s) if s.len() > max => {
+                Err(fail(field, format!("string of {} bytes exceeds the limit of {max} bytes", s.len())))
+            }
+            other => Ok(other),
+        }
+    };
+
+    let name = match bounded("name", f.name, MAX_NAME_BYTES)? {
         Some(n) if !n.trim().is_empty() => n,
         Some(_) => return Err(fail("name", "must not be empty".into())),
         None => return Err(fail("name", "is required".into())),
     };
-    let (event_id, id_assigned) = match string("event_id", MAX_EVENT_ID_BYTES)? {
+    let (event_id, id_assigned) = match bounded("event_id", f.event_id, MAX_EVENT_ID_BYTES)? {
         Some(id) if id.is_empty() => return Err(fail("event_id", "must not be empty".into())),
         Some(id) => (id, false),
         None => (uuid::Uuid::now_v7().to_string(), true),
     };
-    let timestamp_ms = match obj.get("timestamp") {
-        None | Some(Value::Null) => now_ms,
-        Some(v) => parse_timestamp(v).map_err(|e| fail("timestamp", e))?,
+    let timestamp_ms = match f.timestamp {
+        None => now_ms,
+        Some(t) => parse_timestamp(t).map_err(|e| fail("timestamp", e))?,
     };
     if timestamp_ms > now_ms.saturating_add(limits.max_future_ms) {
         return Err(fail(
@@ -247,65 +423,61 @@ pub fn validate(
             ),
         ));
     }
-    let mut text: [Option<String>; TEXT_FIELDS.len()] = Default::default();
-    for (slot, field) in text.iter_mut().zip(TEXT_FIELDS) {
-        *slot = string(field, limits.max_string_bytes)?;
-    }
-    let ip = match string("ip", 64)? {
+    let max = limits.max_string_bytes;
+    let text = [
+        bounded("client_id", f.client_id, max)?,
+        bounded("user_id", f.user_id, max)?,
+        bounded("session_id", f.session_id, max)?,
+        bounded("url", f.url, max)?,
+        bounded("referrer", f.referrer, max)?,
+        bounded("title", f.title, max)?,
+        bounded("user_agent", f.user_agent, max)?,
+    ];
+    let ip = match bounded("ip", f.ip, 64)? {
         None => None,
         Some(s) => Some(s.trim().parse::<IpAddr>().map_err(|_| fail("ip", format!("{s:?} is not an IP address")))?),
     };
-    let country = match string("country", 16)? {
+    let country = match bounded("country", f.country, 16)? {
         None => None,
         Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Some(c.to_ascii_uppercase()),
-        Some(c) => {
-            return Err(fail("country", format!("{c:?} is not an ISO 3166 alpha-2 code")));
-        }
+        Some(c) => return Err(fail("country", format!("{c:?} is not an ISO 3166 alpha-2 code"))),
     };
-    let language = match string("language", 35)? {
+    let language = match bounded("language", f.language, 35)? {
         Some(l) if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') => {
             return Err(fail("language", format!("{l:?} is not a language tag")));
         }
         other => other,
     };
-    let screen_width = match obj.get("screen_width") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_i64() {
-            Some(w) if (0..=100_000).contains(&w) => Some(w as i32),
-            _ => {
-                return Err(fail("screen_width", format!("expected an integer from 0 to 100000, found {v}")));
-            }
-        },
+    let screen_width = match f.screen_width {
+        None => None,
+        Some(w) if (0..=100_000).contains(&w) => Some(w as i32),
+        Some(w) => return Err(fail("screen_width", format!("expected an integer from 0 to 100000, found {w}"))),
     };
-    let revenue = match obj.get("revenue") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(r) if r.is_finite() => Some(r),
-            _ => return Err(fail("revenue", format!("{n} is not a finite number"))),
-        },
-        Some(other) => {
-            return Err(fail("revenue", format!("expected a number, found {}", kind_of(other))));
-        }
+    let revenue = match f.revenue {
+        Some(r) if !r.is_finite() => return Err(fail("revenue", format!("{r} is not a finite number"))),
+        other => other,
     };
-    let currency = match string("currency", 16)? {
+    let currency = match bounded("currency", f.currency, 16)? {
         None => None,
         Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) => Some(c.to_ascii_uppercase()),
         Some(c) => return Err(fail("currency", format!("{c:?} is not an ISO 4217 code"))),
     };
-    let interactive = match obj.get("interactive") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => {
-            return Err(fail("interactive", format!("expected a boolean, found {}", kind_of(other))));
+    let props = f.props.map(|p| p.0).unwrap_or_default();
+    if props.len() > limits.max_props {
+        return Err(fail("props", format!("{} properties exceed the limit of {}", props.len(), limits.max_props)));
+    }
+    for (key, value) in &props {
+        let field = format!("props.{key}");
+        if key.is_empty() || key.len() > MAX_PROP_KEY_BYTES {
+            return Err(fail(&field, format!("property keys must be 1 to {MAX_PROP_KEY_BYTES} bytes")));
         }
-    };
-    let props = match obj.get("props") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Object(map)) => parse_props(map, limits).map_err(|(field, e)| fail(&field, e))?,
-        Some(other) => {
-            return Err(fail("props", format!("expected an object, found {}", kind_of(other))));
+        if value.len() > limits.max_string_bytes {
+            return Err(fail(
+                &field,
+                format!("value of {} bytes exceeds the limit of {} bytes", value.len(), limits.max_string_bytes),
+            ));
         }
-    };
+    }
     Ok(ValidEvent {
         event_id,
         id_assigned,
@@ -318,53 +490,40 @@ pub fn validate(
         screen_width,
         revenue,
         currency,
-        interactive,
+        interactive: f.interactive.unwrap_or(true),
         props,
     })
 }
 
-fn parse_props(map: &Map<String, Value>, limits: &IngestLimits) -> Result<Vec<(String, String)>, (String, String)> {
-    if map.len() > limits.max_props {
-        return Err(("props".into(), format!("{} properties exceed the limit of {}", map.len(), limits.max_props)));
-    }
+/// Converts a props object, naming the first value of a type props cannot hold.
+fn parse_props(map: &Map<String, Value>) -> Result<Vec<(String, String)>, (String, String)> {
     let mut props = Vec::with_capacity(map.len());
     for (key, value) in map {
-        let field = format!("props.{key}");
-        if key.is_empty() || key.len() > MAX_PROP_KEY_BYTES {
-            return Err((field, format!("property keys must be 1 to {MAX_PROP_KEY_BYTES} bytes")));
-        }
         let text = match value {
             Value::Null => continue,
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
             Value::Number(n) => n.to_string(),
             other => {
-                return Err((field, format!("expected a string, number or boolean, found {}", kind_of(other))));
+                return Err((
+                    format!("props.{key}"),
+                    format!("expected a string, number or boolean, found {}", kind_of(other)),
+                ));
             }
         };
-        if text.len() > limits.max_string_bytes {
-            return Err((
-                field,
-                format!("value of {} bytes exceeds the limit of {} bytes", text.len(), limits.max_string_bytes),
-            ));
-        }
         props.push((key.clone(), text));
     }
     Ok(props)
 }
 
-fn parse_timestamp(v: &Value) -> Result<i64, String> {
-    match v {
-        Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+fn parse_timestamp(t: Timestamp) -> Result<i64, String> {
+    match t {
+        Timestamp::Text(s) => chrono::DateTime::parse_from_rfc3339(&s)
             .map(|t| t.timestamp_millis())
             .map_err(|e| format!("{s:?} is not an RFC 3339 timestamp: {e}"))
             .and_then(|ms| if ms < 0 { Err(format!("{s:?} is before 1970-01-01")) } else { Ok(ms) }),
-        Value::Number(n) => match n.as_i64() {
-            Some(ms) if ms >= 0 => Ok(ms),
-            Some(_) => Err(format!("{n} is before 1970-01-01")),
-            None => Err(format!("{n} is not a whole number of epoch milliseconds")),
-        },
-        other => Err(format!("expected an RFC 3339 string or epoch milliseconds, found {}", kind_of(other))),
+        Timestamp::Millis(ms) if ms >= 0 => Ok(ms),
+        Timestamp::Millis(ms) => Err(format!("{ms} is before 1970-01-01")),
     }
 }
 

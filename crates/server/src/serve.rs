@@ -123,6 +123,13 @@ pub async fn run(args: ServeArgs, query_runtime: tokio::runtime::Handle) -> anyh
     println!("hourglass listening on http://{addr}");
 
     let shutdown_gateway = Arc::clone(&gateway);
+    // Small responses must not wait for Nagle's algorithm: ingest latency is the client's
+    // throughput when it sends one request at a time.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY failed");
+        }
+    });
     axum::serve(listener, gateway.router())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -78,21 +78,21 @@ fn bad_fields_are_named() {
 fn bodies_split_into_events() {
     let limits = IngestLimits::default();
     let ndjson = b"{\"name\":\"a\"}\n\n  {\"name\":\"b\"}\nnot json\n[1]\n";
-    let items = split_body(ndjson, &limits).expect("split");
+    let items = parse_events(ndjson, &limits, NOW).expect("split");
     assert_eq!(items.len(), 4);
     assert!(items[0].is_ok() && items[1].is_ok());
     assert_eq!(items[2].as_ref().expect_err("bad line").index, 2);
     assert!(items[3].as_ref().expect_err("not an object").error.contains("array"));
 
     let array = br#"[{"name":"a"}, 7]"#;
-    let items = split_body(array, &limits).expect("split");
+    let items = parse_events(array, &limits, NOW).expect("split");
     assert!(items[0].is_ok());
     assert_eq!(items[1].as_ref().expect_err("not an object").index, 1);
 
-    assert!(matches!(split_body(b"[{\"name\":", &limits), Err(Error::BadBody { .. })));
-    assert!(matches!(split_body(b"   ", &limits), Err(Error::BadBody { .. })));
+    assert!(matches!(parse_events(b"[{\"name\":", &limits, NOW), Err(Error::BadBody { .. })));
+    assert!(matches!(parse_events(b"   ", &limits, NOW), Err(Error::BadBody { .. })));
     let invalid_utf8 = b"{\"name\":\"a\"}\n{\"name\":\"\xff\"}\n";
-    let items = split_body(invalid_utf8, &limits).expect("split");
+    let items = parse_events(invalid_utf8, &limits, NOW).expect("split");
     assert!(items[0].is_ok());
     assert!(items[1].is_err());
 }
@@ -101,7 +101,7 @@ fn bodies_split_into_events() {
 fn too_many_events_is_too_large() {
     let limits = IngestLimits { max_events_per_request: 2, ..Default::default() };
     let body = b"{\"name\":\"a\"}\n{\"name\":\"a\"}\n{\"name\":\"a\"}\n";
-    assert!(matches!(split_body(body, &limits), Err(Error::TooLarge { .. })));
+    assert!(matches!(parse_events(body, &limits, NOW), Err(Error::TooLarge { .. })));
 }
 
 #[test]
@@ -114,4 +114,24 @@ fn gzip_bombs_stop_at_the_limit() {
     assert!(matches!(gunzip(&bomb, 1024 * 1024), Err(Error::TooLarge { .. })));
     assert_eq!(gunzip(&bomb, 11 * 1024 * 1024).expect("fits").len(), 10 * 1024 * 1024);
     assert!(matches!(gunzip(b"not gzip", 100), Err(Error::BadBody { .. })));
+}
+
+#[test]
+fn typed_and_generic_paths_agree() {
+    let limits = IngestLimits::default();
+    for event in [
+        json!({"event_id": "a", "name": "pageview", "url": "https://x.example/\u{e9}?q=\"1\"", "props": {"b": 1.5, "a": true, "n": null, "big": 1e21}}),
+        json!({"event_id": "b", "name": "x", "timestamp": NOW - 5, "screen_width": 0, "revenue": 3, "interactive": false}),
+        json!({"event_id": "c", "name": "x", "timestamp": "2027-01-15T07:59:00Z", "country": "fr", "currency": "usd", "ip": " ::1 "}),
+        json!({"event_id": "d", "name": "x", "country": "France"}),
+        json!({"event_id": "e", "name": "x", "props": {"k": {"nested": 1}}}),
+        json!({"event_id": "f", "name": "x", "screen_width": 12.5}),
+        json!({"event_id": "g", "name": "x", "timestamp": 1.5}),
+        json!({"event_id": "h", "name": "x", "typo": 1}),
+        json!({"event_id": "i", "name": 7}),
+    ] {
+        let line = event.to_string();
+        let Value::Object(map) = &event else { unreachable!() };
+        assert_eq!(validate_line(0, line.as_bytes(), &limits, NOW), validate(0, map, &limits, NOW), "{line}");
+    }
 }
