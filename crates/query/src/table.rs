@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::DFSchema;
 use datafusion::datasource::listing::PartitionedFile;
@@ -46,7 +48,7 @@ impl TenantTable {
         buffers: Vec<Arc<dyn BufferSource>>,
         store_url: ObjectStoreUrl,
     ) -> Self {
-        Self { table, tenant, schema: schema::of(table), catalog, buffers, store_url }
+        Self { table, tenant, schema: query_schema(&schema::of(table)), catalog, buffers, store_url }
     }
 
     fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
@@ -112,7 +114,8 @@ impl TableProvider for TenantTable {
                 .filter(|c| c.max_seq > listing.persisted.get(&c.ingester_id).copied().unwrap_or(0))
                 .flat_map(|c| c.batches)
                 .filter(|b| b.num_rows() > 0)
-                .collect();
+                .map(|b| to_query_schema(&b, &self.schema))
+                .collect::<Result<_>>()?;
             if !buffered.is_empty() {
                 inputs.push(MemorySourceConfig::try_new_exec(
                     &[buffered],
@@ -140,6 +143,31 @@ impl TableProvider for TenantTable {
         let plan = TenantScopeExec::try_new(input, tenant_pos, tenant, output)?;
         Ok(Arc::new(plan))
     }
+}
+
+/// The schema queries see: stored `Utf8` columns are read as `Utf8View`, which the Parquet
+/// reader fills without copying string bytes and DataFusion's string kernels prefer.
+fn query_schema(stored: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = stored
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Casts a buffered batch (stored schema) to the query schema.
+fn to_query_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 impl TenantTable {

@@ -10,9 +10,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, Scalar, StringArray};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, Scalar, StringArray};
 use datafusion::arrow::compute::kernels::cmp::eq;
+use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -60,12 +60,7 @@ impl DisplayAs for TenantScopeExec {
 }
 
 /// Keeps `tenant`'s rows of `batch` and projects `output`.
-fn scope(
-    batch: &RecordBatch,
-    tenant_col: usize,
-    tenant: &Scalar<StringArray>,
-    output: &[usize],
-) -> Result<RecordBatch> {
+fn scope(batch: &RecordBatch, tenant_col: usize, tenant: &Scalar<ArrayRef>, output: &[usize]) -> Result<RecordBatch> {
     let mask = eq(batch.column(tenant_col), tenant)?;
     let kept = filter_record_batch(batch, &mask)?;
     Ok(kept.project(output)?)
@@ -101,7 +96,8 @@ impl ExecutionPlan for TenantScopeExec {
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        let tenant = Scalar::new(StringArray::from(vec![self.tenant.as_ref()]));
+        let tenant_type = self.input.schema().field(self.tenant_col).data_type().clone();
+        let tenant = Scalar::new(cast(&StringArray::from(vec![self.tenant.as_ref()]), &tenant_type)?);
         let (col, output) = (self.tenant_col, self.output.clone());
         let stream = input.map(move |batch| batch.and_then(|b| scope(&b, col, &tenant, &output)));
         Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream)))

@@ -82,7 +82,9 @@ async fn sigkill_loses_no_acknowledged_event() {
         let batches = reader.query_arrow(&format!("SELECT event_id FROM {table}")).await.expect("ids");
         let mut stored = HashSet::new();
         for b in &batches {
-            let ids = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().expect("strings");
+            // String columns come back as Utf8View; read them through a cast.
+            let ids = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).expect("cast");
+            let ids = ids.as_any().downcast_ref::<arrow::array::StringArray>().expect("strings");
             for i in 0..ids.len() {
                 stored.insert(ids.value(i).to_string());
             }
