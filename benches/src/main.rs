@@ -28,6 +28,10 @@ struct Args {
     /// Tenants sharing the data (skewed: tenant t000 has the most events).
     #[arg(long, default_value_t = 200)]
     tenants: usize,
+    /// Skip the ingest measurements: load the data with 16 clients x 1000 events and run only
+    /// the query comparison.
+    #[arg(long)]
+    query_only: bool,
     /// Path of the `hourglass` binary (default: next to this one).
     #[arg(long)]
     hourglass: Option<std::path::PathBuf>,
@@ -54,33 +58,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let tenants = data::Tenants::create(&server, args.tenants).await?;
     let mut loaded = 0usize;
 
-    println!("## Ingest throughput (durable ack)\n");
-    println!(
-        "Median of {} runs of {} events each; {} tenants; events about 350 bytes of JSON.\n",
-        args.runs, args.ingest_events, args.tenants
-    );
-    println!("| clients | events/request | events/s | requests/s | requests per WAL sync | mean sync ms |");
-    println!("|---:|---:|---:|---:|---:|---:|");
-    for (clients, batch) in [(1, 100), (1, 1000), (16, 100), (16, 1000)] {
-        let before = server::wal_counters(&server).await?;
-        let mut samples = Vec::new();
-        for run in 0..args.runs {
-            let elapsed = ingest::measure(&tenants, clients, batch, args.ingest_events, run as u64).await?;
-            loaded += args.ingest_events;
-            samples.push(elapsed);
-        }
-        let t = median(samples).as_secs_f64();
-        let events_per_s = args.ingest_events as f64 / t;
-        let after = server::wal_counters(&server).await?;
-        let syncs = (after.1 - before.1).max(1.0);
-        println!(
-            "| {clients} | {batch} | {events_per_s:.0} | {:.0} | {:.1} | {:.2} |",
-            events_per_s / batch as f64,
-            (after.0 - before.0) / syncs,
-            (after.2 - before.2) * 1000.0 / syncs
-        );
+    if !args.query_only {
+        ingest_report(&args, &server, &tenants, &mut loaded).await?;
     }
-
     for size in &args.sizes {
         if loaded < *size {
             ingest::measure(&tenants, 16, 1000, size - loaded, 99).await?;
@@ -91,5 +71,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
         query::compare(&server, &tenants, args.runs).await?;
     }
     drop(server);
+    Ok(())
+}
+
+async fn ingest_report(
+    args: &Args,
+    server: &server::Server,
+    tenants: &data::Tenants,
+    loaded: &mut usize,
+) -> anyhow::Result<()> {
+    println!("## Ingest throughput (durable ack)\n");
+    println!(
+        "Median of {} runs of {} events each; {} tenants; events about 350 bytes of JSON.\n",
+        args.runs, args.ingest_events, args.tenants
+    );
+    println!("| clients | events/request | events/s | requests/s | requests per WAL sync | mean sync ms |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for (clients, batch) in [(1, 100), (1, 1000), (16, 100), (16, 1000)] {
+        let before = server::wal_counters(server).await?;
+        let mut samples = Vec::new();
+        for run in 0..args.runs {
+            let elapsed = ingest::measure(tenants, clients, batch, args.ingest_events, run as u64).await?;
+            *loaded += args.ingest_events;
+            samples.push(elapsed);
+        }
+        let t = median(samples).as_secs_f64();
+        let events_per_s = args.ingest_events as f64 / t;
+        let after = server::wal_counters(server).await?;
+        let syncs = (after.1 - before.1).max(1.0);
+        println!(
+            "| {clients} | {batch} | {events_per_s:.0} | {:.0} | {:.1} | {:.2} |",
+            events_per_s / batch as f64,
+            (after.0 - before.0) / syncs,
+            (after.2 - before.2) * 1000.0 / syncs
+        );
+    }
+
     Ok(())
 }
