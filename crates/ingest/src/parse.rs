@@ -124,12 +124,25 @@ pub fn parse_events(body: &[u8], limits: &IngestLimits, now_ms: i64) -> Result<V
             })
             .collect());
     }
-    let lines = body.split(|b| *b == b'\n').filter(|line| line.iter().any(|b| !b.is_ascii_whitespace()));
-    let count = lines.clone().count();
-    if count > limits.max_events_per_request {
-        return Err(too_many(count.to_string()));
+    let lines = ndjson_lines(body);
+    if lines.len() > limits.max_events_per_request {
+        return Err(too_many(lines.len().to_string()));
     }
-    Ok(lines.enumerate().map(|(index, line)| validate_line(index, line, limits, now_ms)).collect())
+    Ok(lines.into_iter().enumerate().map(|(index, line)| validate_line(index, line, limits, now_ms)).collect())
+}
+
+/// The non-blank lines of an NDJSON body.
+fn ndjson_lines(body: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+        let line = &body[start..end];
+        if line.iter().any(|b| !b.is_ascii_whitespace()) {
+            lines.push(line);
+        }
+        start = end + 1;
+    }
+    lines
 }
 
 /// Reads a JSON array of at most `.0` elements, failing with [`TOO_MANY_EVENTS`] as soon as

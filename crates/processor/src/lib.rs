@@ -7,6 +7,7 @@
 
 mod url_parts;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int32Array, RecordBatch, StringArray, StringBuilder};
@@ -48,8 +49,17 @@ pub fn process(raw: &RecordBatch) -> Result<RecordBatch, ProcessError> {
     let mut hostname = StringBuilder::with_capacity(rows, rows * 16);
     let mut path = StringBuilder::with_capacity(rows, rows * 16);
     let mut utm: [StringBuilder; 5] = std::array::from_fn(|_| StringBuilder::new());
+    // Pages repeat within a batch (many pageviews of the same URL), so each distinct URL is
+    // parsed once per batch.
+    let mut parsed: HashMap<&str, UrlParts> = HashMap::new();
+    let none = UrlParts::default();
     for i in 0..rows {
-        let parts = if urls.is_valid(i) { UrlParts::parse(urls.value(i)) } else { UrlParts::default() };
+        let parts = if urls.is_valid(i) {
+            let url = urls.value(i);
+            parsed.entry(url).or_insert_with(|| UrlParts::parse(url))
+        } else {
+            &none
+        };
         hostname.append_option(parts.hostname.as_deref());
         path.append_option(parts.path.as_deref());
         for (builder, value) in utm.iter_mut().zip(parts.utm.iter()) {

@@ -4,10 +4,8 @@
 //! statistics and the page index then let a querier skip almost everything that belongs to
 //! other tenants sharing the file.
 
-use std::sync::Arc;
-
-use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
+use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take_record_batch;
 use bytes::Bytes;
 use hourglass_types::schema::col;
 use parquet::arrow::ArrowWriter;
@@ -30,7 +28,8 @@ pub struct ParquetOptions {
 
 impl Default for ParquetOptions {
     fn default() -> Self {
-        Self { row_group_rows: 128 * 1024, page_rows: 8 * 1024, zstd_level: 3 }
+        // Level 1: persisting competes with ingest for CPU, and compaction rewrites these files.
+        Self { row_group_rows: 128 * 1024, page_rows: 8 * 1024, zstd_level: 1 }
     }
 }
 
@@ -70,14 +69,20 @@ pub fn sort_for_parquet(batch: &RecordBatch) -> Result<Option<(RecordBatch, File
     }
     let tenant = tenant_column(batch)?;
     let time = time_column(batch)?;
-    let options = Some(SortOptions { descending: false, nulls_first: false });
-    let indices = lexsort_to_indices(
-        &[
-            SortColumn { values: Arc::new(tenant.clone()), options },
-            SortColumn { values: Arc::new(time.clone()), options },
-        ],
-        None,
-    )?;
+    // Sorting by a string column row by row is slow; rank the few distinct tenants once and
+    // sort integer keys instead.
+    let mut names: Vec<&str> = tenant.iter().flatten().collect();
+    names.sort_unstable();
+    names.dedup();
+    let rank: std::collections::HashMap<&str, u32> = names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
+    let mut keys: Vec<(u32, i64, u32)> = (0..batch.num_rows())
+        .map(|i| {
+            let t = if tenant.is_valid(i) { rank.get(tenant.value(i)).copied().unwrap_or(u32::MAX) } else { u32::MAX };
+            (t, time.value(i), i as u32)
+        })
+        .collect();
+    keys.sort_unstable();
+    let indices = UInt32Array::from_iter_values(keys.into_iter().map(|(_, _, i)| i));
     let sorted = take_record_batch(batch, &indices)?;
     let tenant = tenant_column(&sorted)?;
     let time = time_column(&sorted)?;
@@ -122,6 +127,8 @@ pub fn encode_parquet(sorted: &RecordBatch, options: &ParquetOptions) -> Result<
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use arrow::datatypes::{DataType, Field, Schema};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
