@@ -11,16 +11,20 @@ use datafusion::common::DFSchema;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType, col, lit};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::union::UnionExec;
 use hourglass_catalog::{Catalog, FileFilter};
 use hourglass_types::schema::{self, col as column};
 use hourglass_types::{TableName, TenantId};
+use object_store::ObjectStore;
 
 use crate::buffer_source::BufferSource;
 use crate::metrics;
@@ -126,7 +130,7 @@ impl TableProvider for TenantTable {
 
             if !listing.files.is_empty() {
                 metrics::FILES_SCANNED.add(listing.files.len() as u64);
-                inputs.push(self.parquet_scan(state, &listing.files, &scan_cols)?);
+                inputs.push(self.parquet_scan(state, &listing.files, &scan_cols).await?);
             }
         }
         if inputs.is_empty() {
@@ -143,6 +147,29 @@ impl TableProvider for TenantTable {
         let plan = TenantScopeExec::try_new(input, tenant_pos, tenant, output)?;
         Ok(Arc::new(plan))
     }
+}
+
+/// Makes sure every file's footer *and page index* are in the metadata cache.
+///
+/// The scan reads footers through the cache but without the page index, and then loads and
+/// decodes the page index again on every query. Fetching once with the page index stores
+/// both, so later scans find them cached (a cache hit costs a hash lookup).
+async fn warm_metadata_cache(
+    store: &Arc<dyn ObjectStore>,
+    cache: &Arc<FileMetadataCache>,
+    files: &[PartitionedFile],
+) -> Result<()> {
+    for batch in files.chunks(8) {
+        let mut fetches = Vec::with_capacity(batch.len());
+        for file in batch {
+            let fetch = DFParquetMetadata::new(store.as_ref(), &file.object_meta)
+                .with_file_metadata_cache(Some(Arc::clone(cache)))
+                .with_page_index_policy(Some(PageIndexPolicy::Optional));
+            fetches.push(async move { fetch.fetch_metadata().await });
+        }
+        futures::future::try_join_all(fetches).await?;
+    }
+    Ok(())
 }
 
 /// The schema queries see: stored `Utf8` columns are read as `Utf8View`, which the Parquet
@@ -171,7 +198,7 @@ fn to_query_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatc
 }
 
 impl TenantTable {
-    fn parquet_scan(
+    async fn parquet_scan(
         &self,
         state: &dyn Session,
         files: &[hourglass_catalog::FileRecord],
@@ -192,9 +219,13 @@ impl TenantTable {
             // alone once pages are pruned, and it evaluated the tenant test twice.
             .with_pushdown_filters(false)
             .with_reorder_filters(false)
-            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(store, cache)))
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                Arc::clone(&store),
+                Arc::clone(&cache),
+            )))
             .with_predicate(predicate);
         let group: FileGroup = files.iter().map(|f| PartitionedFile::new(f.file.path.clone(), f.file.bytes)).collect();
+        warm_metadata_cache(&store, &cache, group.files()).await?;
         let groups = group.split_files(state.config().target_partitions().max(1));
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_groups(groups)
