@@ -12,8 +12,16 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::{Error, Result};
+
+/// Columns written without statistics: free text, or values no query prunes on.
+const UNPRUNED_COLUMNS: &[&str] =
+    &[col::EVENT_ID, col::URL, col::REFERRER, col::TITLE, col::USER_AGENT, col::CLIENT_ID, col::USER_ID, col::IP_HASH];
+
+/// Columns whose values are (nearly) all distinct, so dictionary encoding only costs.
+const UNIQUE_COLUMNS: &[&str] = &[col::EVENT_ID];
 
 /// Tunables of the Parquet files Hourglass writes.
 #[derive(Debug, Clone)]
@@ -111,13 +119,22 @@ pub fn encode_parquet(sorted: &RecordBatch, options: &ParquetOptions) -> Result<
         SortingColumn { column_idx: tenant_idx as i32, descending: false, nulls_first: false },
         SortingColumn { column_idx: time_idx as i32, descending: false, nulls_first: false },
     ];
-    let props = WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(options.zstd_level)?))
         .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
         .set_data_page_row_count_limit(options.page_rows.max(1))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(Some(sorting))
-        .build();
+        .set_sorting_columns(Some(sorting));
+    // Long free-text and unique columns are never pruned on: their min/max statistics cost
+    // CPU at every write and bytes in every footer, and unique values defeat dictionaries.
+    for name in UNPRUNED_COLUMNS {
+        let path = ColumnPath::from(*name);
+        builder = builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+        if UNIQUE_COLUMNS.contains(name) {
+            builder = builder.set_column_dictionary_enabled(path, false);
+        }
+    }
+    let props = builder.build();
     let mut buffer = Vec::with_capacity(sorted.get_array_memory_size() / 4);
     let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(props))?;
     writer.write(sorted)?;
