@@ -85,10 +85,13 @@ async fn ingest_report(
         "Median of {} runs of {} events each; {} tenants; events about 350 bytes of JSON.\n",
         args.runs, args.ingest_events, args.tenants
     );
-    println!("| clients | events/request | events/s | requests/s | requests per WAL sync | mean sync ms |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| clients | events/request | events/s | requests/s | requests per WAL sync | mean sync ms | server CPU µs/event |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for (clients, batch) in [(1, 100), (1, 1000), (16, 100), (16, 1000)] {
         let before = server::wal_counters(server).await?;
+        let cpu_before = server.cpu_seconds();
         let mut samples = Vec::new();
         for run in 0..args.runs {
             let elapsed = ingest::measure(tenants, clients, batch, args.ingest_events, run as u64).await?;
@@ -98,12 +101,15 @@ async fn ingest_report(
         let t = median(samples).as_secs_f64();
         let events_per_s = args.ingest_events as f64 / t;
         let after = server::wal_counters(server).await?;
+        let cpu = server.cpu_seconds() - cpu_before;
         let syncs = (after.1 - before.1).max(1.0);
+        let events = (args.ingest_events * args.runs) as f64;
         println!(
-            "| {clients} | {batch} | {events_per_s:.0} | {:.0} | {:.1} | {:.2} |",
+            "| {clients} | {batch} | {events_per_s:.0} | {:.0} | {:.1} | {:.2} | {:.1} |",
             events_per_s / batch as f64,
             (after.0 - before.0) / syncs,
-            (after.2 - before.2) * 1000.0 / syncs
+            (after.2 - before.2) * 1000.0 / syncs,
+            cpu * 1e6 / events
         );
     }
 

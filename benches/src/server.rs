@@ -43,6 +43,18 @@ impl Server {
         Ok(Self { child, _dir: dir, data_dir, url })
     }
 
+    /// CPU time (user and system) the server process has used, in seconds; 0 where
+    /// `/proc` is not available. Persisting runs in the same process, so this is the whole
+    /// cost of ingesting, not only of answering requests.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())) else { return 0.0 };
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum();
+        ticks / 100.0
+    }
+
     pub(crate) fn admin(&self) -> Client {
         Client::new(&self.url, ADMIN)
     }

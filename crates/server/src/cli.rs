@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Hourglass: a columnar time-series database for web and app analytics.
 #[derive(Debug, Parser)]
-#[command(name = "hourglass", version, about)]
+#[command(name = "hourglass", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
