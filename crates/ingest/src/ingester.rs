@@ -166,6 +166,7 @@ impl Ingester {
             }
         }
         metrics::EVENTS_REJECTED.add(errors.len() as u64);
+        crate::parse::assign_event_ids(&mut valid);
         if valid.is_empty() {
             return Ok(IngestOutcome { accepted: 0, duplicates: 0, errors });
         }

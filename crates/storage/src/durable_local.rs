@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result, UploadPart,
 };
 
@@ -127,8 +127,9 @@ impl ObjectStore for DurableLocalFileSystem {
             .await
             .map_err(|e| object_store::Error::Generic { store: "DurableLocalFileSystem", source: Box::new(e) })?
             .map_err(|e| io_error(&dest, e))?;
-        let meta = self.inner.head(location).await?;
-        Ok(PutResult { e_tag: meta.e_tag, version: None })
+        // No e_tag: this store cannot honour conditional updates anyway (PutMode::Update is
+        // delegated above), and a stat per WAL segment is measurable on the ingest path.
+        Ok(PutResult { e_tag: None, version: None })
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
@@ -212,6 +213,8 @@ impl MultipartUpload for SyncedUpload {
 
 #[cfg(test)]
 mod tests {
+    use object_store::ObjectStoreExt;
+
     use super::*;
 
     #[tokio::test]

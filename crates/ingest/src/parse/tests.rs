@@ -19,6 +19,11 @@ fn minimal_event_gets_defaults() {
     let e = check(json!({"name": "pageview"})).expect("valid");
     assert_eq!(e.timestamp_ms, NOW);
     assert!(e.id_assigned);
+    let mut events = vec![e.clone(), e.clone(), check(json!({"name": "x", "event_id": "mine"})).expect("valid")];
+    assign_event_ids(&mut events);
+    assert_ne!(events[0].event_id, events[1].event_id);
+    assert!(uuid::Uuid::parse_str(&events[0].event_id).is_ok_and(|u| u.get_version_num() == 7));
+    assert_eq!(events[2].event_id, "mine");
     assert!(e.interactive);
     assert!(e.props.is_empty());
 }
