@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::compute::concat_batches;
 use hourglass_catalog::NewFile;
 use hourglass_storage::{encode_parquet, sort_for_parquet};
+use hourglass_types::schema;
 use hourglass_types::{PartitionKey, TableName};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -150,7 +152,8 @@ async fn persist_chunk(shared: &Shared, chunk: &Chunk) -> Result<()> {
                 continue;
             }
             let key = PartitionKey { table, hour, shard };
-            let Some((sorted, stats)) = sort_for_parquet(&batches)? else {
+            let merged = concat_batches(&schema::of(table), &batches)?;
+            let Some((sorted, stats)) = sort_for_parquet(&merged)? else {
                 continue;
             };
             let data = encode_parquet(&sorted, &shared.config.parquet)?;

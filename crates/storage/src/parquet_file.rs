@@ -4,8 +4,8 @@
 //! statistics and the page index then let a querier skip almost everything that belongs to
 //! other tenants sharing the file.
 
-use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::compute::interleave_record_batch;
+use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take_record_batch;
 use bytes::Bytes;
 use hourglass_types::schema::col;
 use parquet::arrow::ArrowWriter;
@@ -70,30 +70,28 @@ fn time_column(batch: &RecordBatch) -> Result<&TimestampMillisecondArray> {
         .ok_or(Error::MissingColumn { column: col::TIMESTAMP })
 }
 
-/// Merges `batches` (one schema) into one batch sorted by (tenant_id, timestamp), copying
-/// each row once, and computes its [`FileStats`]; `None` when there are no rows.
-pub fn sort_for_parquet(batches: &[RecordBatch]) -> Result<Option<(RecordBatch, FileStats)>> {
-    if batches.iter().all(|b| b.num_rows() == 0) {
+/// Sorts `batch` by (tenant_id, timestamp) and computes its [`FileStats`]; `None` when empty.
+pub fn sort_for_parquet(batch: &RecordBatch) -> Result<Option<(RecordBatch, FileStats)>> {
+    if batch.num_rows() == 0 {
         return Ok(None);
     }
-    let columns = batches.iter().map(|b| Ok((tenant_column(b)?, time_column(b)?))).collect::<Result<Vec<_>>>()?;
+    let tenant = tenant_column(batch)?;
+    let time = time_column(batch)?;
     // Sorting by a string column row by row is slow; rank the few distinct tenants once and
     // sort integer keys instead.
-    let mut names: Vec<&str> = columns.iter().flat_map(|(tenant, _)| tenant.iter().flatten()).collect();
+    let mut names: Vec<&str> = tenant.iter().flatten().collect();
     names.sort_unstable();
     names.dedup();
     let rank: std::collections::HashMap<&str, u32> = names.iter().enumerate().map(|(i, n)| (*n, i as u32)).collect();
-    let mut keys: Vec<(u32, i64, u32, u32)> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
-    for (b, (tenant, time)) in columns.iter().enumerate() {
-        for i in 0..tenant.len() {
+    let mut keys: Vec<(u32, i64, u32)> = (0..batch.num_rows())
+        .map(|i| {
             let t = if tenant.is_valid(i) { rank.get(tenant.value(i)).copied().unwrap_or(u32::MAX) } else { u32::MAX };
-            keys.push((t, time.value(i), b as u32, i as u32));
-        }
-    }
+            (t, time.value(i), i as u32)
+        })
+        .collect();
     keys.sort_unstable();
-    let indices: Vec<(usize, usize)> = keys.into_iter().map(|(_, _, b, i)| (b as usize, i as usize)).collect();
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    let sorted = interleave_record_batch(&refs, &indices)?;
+    let indices = UInt32Array::from_iter_values(keys.into_iter().map(|(_, _, i)| i));
+    let sorted = take_record_batch(batch, &indices)?;
     let tenant = tenant_column(&sorted)?;
     let time = time_column(&sorted)?;
     let last = sorted.num_rows() - 1;
@@ -170,23 +168,18 @@ mod tests {
     #[test]
     fn sorts_by_tenant_then_time_and_reports_ranges() {
         let input = batch(&["b", "a", "b", "a"], &[5, 9, 1, 3]);
-        let (sorted, stats) = sort_for_parquet(&[input]).expect("sort").expect("rows");
+        let (sorted, stats) = sort_for_parquet(&input).expect("sort").expect("rows");
         assert_eq!(sorted, batch(&["a", "a", "b", "b"], &[3, 9, 1, 5]));
         assert_eq!(
             stats,
             FileStats { min_tenant: "a".into(), max_tenant: "b".into(), min_time_ms: 1, max_time_ms: 9, rows: 4 }
         );
-        assert!(sort_for_parquet(&[batch(&[], &[])]).expect("empty").is_none());
-        assert!(sort_for_parquet(&[]).expect("nothing").is_none());
-        // Several batches merge into one sorted batch.
-        let (merged, _) =
-            sort_for_parquet(&[batch(&["b", "a"], &[2, 9]), batch(&["a", "b"], &[1, 1])]).expect("sort").expect("rows");
-        assert_eq!(merged, batch(&["a", "a", "b", "b"], &[1, 9, 1, 2]));
+        assert!(sort_for_parquet(&batch(&[], &[])).expect("empty").is_none());
     }
 
     #[test]
     fn parquet_round_trips_with_page_index() {
-        let (sorted, _) = sort_for_parquet(&[batch(&["a", "b"], &[1, 2])]).expect("sort").expect("rows");
+        let (sorted, _) = sort_for_parquet(&batch(&["a", "b"], &[1, 2])).expect("sort").expect("rows");
         let bytes = encode_parquet(&sorted, &ParquetOptions::default()).expect("encode");
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
             bytes,
