@@ -29,13 +29,11 @@ pub(crate) async fn ready(State(gw): Shared) -> Response {
     }
 }
 
-pub(crate) async fn metrics(State(gw): Shared) -> Response {
+pub(crate) async fn metrics() -> Response {
     let mut out = String::new();
     hourglass_ingest::metrics::render(&mut out);
     hourglass_query::metrics::render(&mut out);
     crate::metrics::render(&mut out);
-    let (bytes, _) = gw.ingester.buffered();
-    hourglass_ingest::metrics::BUFFER_BYTES.set(bytes as i64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
