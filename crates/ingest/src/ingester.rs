@@ -230,12 +230,6 @@ impl Ingester {
         filter_snapshot(tenant, chunks)
     }
 
-    /// Bytes and events buffered now.
-    pub fn buffered(&self) -> (usize, usize) {
-        let b = self.shared.read_buffer();
-        (b.bytes(), b.rows())
-    }
-
     /// Persists everything buffered now and returns when it is in the catalog.
     pub async fn flush(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();

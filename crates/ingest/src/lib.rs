@@ -110,7 +110,8 @@ impl Error {
             Self::BadBody { .. } => ErrorKind::InvalidArgument,
             Self::TooLarge { .. } => ErrorKind::PayloadTooLarge,
             Self::Overloaded { .. } => ErrorKind::ResourceExhausted,
-            Self::ShuttingDown | Self::Wal(_) | Self::WalWrite { .. } | Self::Put { .. } => ErrorKind::Unavailable,
+            Self::Wal(e) => e.kind(),
+            Self::ShuttingDown | Self::WalWrite { .. } | Self::Put { .. } => ErrorKind::Unavailable,
             Self::Catalog(e) => e.kind(),
             Self::Storage(_)
             | Self::Arrow(_)

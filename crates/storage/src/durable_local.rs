@@ -37,11 +37,6 @@ impl DurableLocalFileSystem {
         })?;
         Ok(Self { inner: LocalFileSystem::new_with_prefix(&root)?, root })
     }
-
-    /// The root directory on disk.
-    pub fn root(&self) -> &FsPath {
-        &self.root
-    }
 }
 
 impl fmt::Display for DurableLocalFileSystem {

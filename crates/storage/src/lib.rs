@@ -55,8 +55,6 @@ pub enum ObjectStoreConfig {
         /// Root directory of the objects.
         dir: PathBuf,
     },
-    /// Process memory; for tests only, nothing survives a restart.
-    Memory,
 }
 
 impl ObjectStoreConfig {
@@ -67,7 +65,6 @@ impl ObjectStoreConfig {
                 std::fs::create_dir_all(dir).map_err(|source| Error::DataDir { dir: dir.clone(), source })?;
                 Ok(Arc::new(DurableLocalFileSystem::new(dir)?))
             }
-            Self::Memory => Ok(Arc::new(object_store::memory::InMemory::new())),
         }
     }
 }
