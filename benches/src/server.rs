@@ -33,13 +33,18 @@ impl Server {
             .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut lines = std::io::BufReader::new(stdout).lines();
-        let url = loop {
-            let Some(line) = lines.next() else { anyhow::bail!("hourglass exited before listening") };
+        let mut url = None;
+        loop {
+            let Some(line) = lines.next() else { anyhow::bail!("hourglass exited before it was ready") };
             let line = line?;
-            if let Some(url) = line.split("listening on ").nth(1) {
-                break url.trim().to_string();
+            if let Some(found) = line.split("listening on ").nth(1) {
+                url = Some(found.trim().to_string());
             }
-        };
+            if line == "hourglass ready" {
+                break;
+            }
+        }
+        let url = url.ok_or_else(|| anyhow::anyhow!("hourglass was ready before it printed its address"))?;
         Ok(Self { child, _dir: dir, data_dir, url })
     }
 

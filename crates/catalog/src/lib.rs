@@ -2,7 +2,10 @@
 //! how far each ingester's WAL is persisted.
 //!
 //! The catalog and the object store are Hourglass's only persistent state. [`Catalog`] is the
-//! contract; [`SqliteCatalog`] serves embedded mode (a PostgreSQL backend serves clusters).
+//! contract; [`SqlCatalog`] implements it on SQLite (embedded mode, one process) and on
+//! PostgreSQL (a cluster, where every node shares one catalog). Both run the versioned
+//! migrations in `sql/sqlite/` and `sql/postgres/` at start, safely when several nodes start
+//! at once.
 //!
 //! # Consistency contract
 //!
@@ -11,17 +14,24 @@
 //! ingester's persisted position from one snapshot. A querier relies on this: an ingester's
 //! buffered chunk whose WAL position is at or below the listed position is already in the
 //! listed files and must be skipped, so each event is read exactly once.
+//!
+//! [`Catalog::replace_files`] swaps files for others in one transaction and fails if any file
+//! to remove is already gone, so two compactors racing over the same files cannot both win: no
+//! file is lost and none is registered twice.
 
+mod dialect;
 mod migrate;
+mod rows;
 pub mod secret;
-mod sqlite;
+mod sql_catalog;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use hourglass_types::{ErrorKind, TableName, TenantId};
 
-pub use sqlite::SqliteCatalog;
+pub use sql_catalog::{CatalogOptions, SqlCatalog, redact_url};
 
 /// Errors from catalog operations.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +66,34 @@ pub enum Error {
         /// The driver's error.
         source: sqlx::Error,
     },
+    /// The catalog URL names no backend Hourglass has.
+    #[error("unsupported catalog url {url}: expected sqlite://PATH or postgres://...")]
+    UnsupportedUrl {
+        /// The URL, with any password masked.
+        url: String,
+    },
+    /// Files to replace were already removed by someone else (a racing compactor).
+    #[error("{missing} of the files to replace are no longer in the catalog")]
+    FilesGone {
+        /// How many were missing.
+        missing: usize,
+    },
+    /// Another live process holds this node id.
+    #[error("node id {id} is held by another live process (heartbeat {age_ms} ms ago)")]
+    NodeIdTaken {
+        /// The node id.
+        id: String,
+        /// How long ago the holder last renewed its lease.
+        age_ms: i64,
+    },
+    /// The database holds migrations newer than this binary knows: a newer Hourglass upgraded it.
+    #[error("catalog schema version {found} is newer than this binary's {supported}; upgrade hourglass")]
+    SchemaTooNew {
+        /// The newest applied version.
+        found: i64,
+        /// The newest version this binary has.
+        supported: i64,
+    },
     /// A stored value is not what this version of Hourglass wrote.
     #[error("catalog holds an invalid {what}: {value}")]
     Invalid {
@@ -70,9 +108,10 @@ impl Error {
     /// How the failure should be reported to clients.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::TenantExists { .. } => ErrorKind::Conflict,
+            Self::TenantExists { .. } | Self::FilesGone { .. } | Self::NodeIdTaken { .. } => ErrorKind::Conflict,
             Self::Open { .. } | Self::Query { .. } => ErrorKind::Unavailable,
-            Self::Migrate { .. } | Self::Invalid { .. } => ErrorKind::Internal,
+            Self::UnsupportedUrl { .. } => ErrorKind::InvalidArgument,
+            Self::Migrate { .. } | Self::Invalid { .. } | Self::SchemaTooNew { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -155,6 +194,34 @@ pub struct FileListing {
     pub persisted: HashMap<String, u64>,
 }
 
+/// A node of the deployment, as it announces itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Stable id; an ingester's id also names its WAL, so a replacement reuses it.
+    pub id: String,
+    /// Random per process start: tells a restarted process from a second live one.
+    pub incarnation: String,
+    /// Roles the process runs (`ingester`, `querier`, `compactor`, `gateway`).
+    pub roles: Vec<String>,
+    /// Base URL of its HTTP API.
+    pub http_url: String,
+    /// URL of its Arrow Flight service, if it has one.
+    pub flight_url: Option<String>,
+    /// Hourglass version.
+    pub version: String,
+}
+
+/// A node as the catalog last heard of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// What the node announced.
+    pub info: NodeInfo,
+    /// When this incarnation first announced itself, epoch ms.
+    pub started_at_ms: i64,
+    /// Its latest heartbeat, epoch ms.
+    pub heartbeat_at_ms: i64,
+}
+
 /// The catalog contract shared by every backend.
 #[async_trait]
 pub trait Catalog: Send + Sync + std::fmt::Debug {
@@ -187,4 +254,22 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// The salt for `day` (`YYYY-MM-DD`, UTC), created on first use.
     async fn daily_salt(&self, day: &str) -> Result<Vec<u8>>;
+
+    /// Checks that the catalog answers; readiness probes use it.
+    async fn ping(&self) -> Result<()>;
+
+    /// Removes the files with ids `removed` and records `added` (written by `writer`) in one
+    /// transaction; the removed objects are queued as garbage. Fails with
+    /// [`Error::FilesGone`] and changes nothing if any file to remove is already gone.
+    async fn replace_files(&self, writer: &str, removed: &[i64], added: &[NewFile]) -> Result<()>;
+
+    /// Announces or renews `node`. Fails with [`Error::NodeIdTaken`] while another
+    /// incarnation of the same id renewed within `lease`.
+    async fn heartbeat(&self, node: &NodeInfo, lease: Duration) -> Result<()>;
+
+    /// Removes the node's entry on clean shutdown (only if `incarnation` still holds it).
+    async fn leave(&self, node_id: &str, incarnation: &str) -> Result<()>;
+
+    /// Every node that ever announced itself and has not left.
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
 }

@@ -22,11 +22,7 @@ pub(crate) async fn health() -> Json<serde_json::Value> {
 }
 
 pub(crate) async fn ready(State(gw): Shared) -> Response {
-    if gw.ready.load(std::sync::atomic::Ordering::SeqCst) {
-        Json(serde_json::json!({"status": "ready"})).into_response()
-    } else {
-        ApiError::new(ErrorKind::Unavailable, "starting or shutting down").into_response()
-    }
+    crate::startup::readiness_response(&gw.readiness)
 }
 
 pub(crate) async fn metrics() -> Response {

@@ -13,9 +13,10 @@ pub mod error;
 mod handlers;
 pub mod metrics;
 mod output;
+pub mod readiness;
+mod startup;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -23,6 +24,9 @@ use hourglass_catalog::Catalog;
 use hourglass_ingest::Ingester;
 use hourglass_query::Querier;
 use tokio::sync::Semaphore;
+
+pub use readiness::{Condition, Readiness};
+pub use startup::{LateRouter, startup_router};
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -49,13 +53,14 @@ pub struct Gateway {
     auth: auth::Authenticator,
     query_slots: Semaphore,
     ingest_slots: Semaphore,
-    ready: AtomicBool,
+    readiness: Arc<Readiness>,
 }
 
 impl Gateway {
-    /// A gateway over these components; not ready until [`Gateway::set_ready`].
+    /// A gateway over these components; `/ready` reports `readiness`.
     pub fn new(
         config: GatewayConfig,
+        readiness: Arc<Readiness>,
         catalog: Arc<dyn Catalog>,
         ingester: Arc<Ingester>,
         querier: Arc<Querier>,
@@ -67,13 +72,8 @@ impl Gateway {
             querier,
             query_slots: Semaphore::new(config.max_concurrent_queries.max(1)),
             ingest_slots: Semaphore::new(config.max_concurrent_ingest.max(1)),
-            ready: AtomicBool::new(false),
+            readiness,
         })
-    }
-
-    /// Marks the gateway ready (or not) to serve; `/ready` reports it.
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The HTTP routes.

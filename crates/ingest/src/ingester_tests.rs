@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use hourglass_catalog::{Catalog, FileFilter, SqliteCatalog};
+use hourglass_catalog::{Catalog, FileFilter, SqlCatalog};
 use hourglass_types::{MockClock, TableName, TenantId};
 use object_store::ObjectStore;
 use object_store::memory::InMemory;
@@ -47,7 +47,7 @@ async fn objects(store: &Arc<dyn ObjectStore>, prefix: &str) -> usize {
 #[tokio::test]
 async fn flush_writes_files_records_them_and_trims_the_wal() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::in_memory().await.expect("catalog"));
+    let catalog: Arc<dyn Catalog> = Arc::new(SqlCatalog::in_memory().await.expect("catalog"));
     let ingester = start(&store, &catalog).await;
     let outcome = ingester.ingest(&tenant(), body("a", 5), false).await.expect("ingest");
     assert_eq!(outcome.accepted, 5);
@@ -77,7 +77,7 @@ async fn flush_writes_files_records_them_and_trims_the_wal() {
 #[tokio::test]
 async fn a_restart_replays_unpersisted_events_once() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::in_memory().await.expect("catalog"));
+    let catalog: Arc<dyn Catalog> = Arc::new(SqlCatalog::in_memory().await.expect("catalog"));
     let first = start(&store, &catalog).await;
     first.ingest(&tenant(), body("a", 3), false).await.expect("ingest");
     first.flush().await.expect("flush");
@@ -100,7 +100,7 @@ async fn a_restart_replays_unpersisted_events_once() {
 #[tokio::test]
 async fn shutdown_refuses_new_requests() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::in_memory().await.expect("catalog"));
+    let catalog: Arc<dyn Catalog> = Arc::new(SqlCatalog::in_memory().await.expect("catalog"));
     let ingester = start(&store, &catalog).await;
     ingester.ingest(&tenant(), body("a", 1), false).await.expect("ingest");
     ingester.shutdown().await.expect("shutdown");

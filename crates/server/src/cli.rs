@@ -75,9 +75,11 @@ pub struct ServeArgs {
     /// Address of the HTTP API (ingest, query, admin, health, metrics). Port 0 picks a free port.
     #[arg(long, env = "HOURGLASS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// Directory for the catalog (catalog.db) and the object store (objects/).
+    /// Directory for the embedded catalog (catalog.db) and the local object store (objects/).
     #[arg(long, env = "HOURGLASS_DATA_DIR", default_value = "./hourglass-data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
     /// Admin token to accept (added on start). Without it, the first start creates one and
     /// prints it once.
     #[arg(long, env = "HOURGLASS_ADMIN_TOKEN", hide_env_values = true)]
@@ -89,6 +91,53 @@ pub struct ServeArgs {
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub query: QueryEngineArgs,
+}
+
+/// Where the persistent state lives: the object store and the catalog.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Object store for WAL segments and Parquet files: a local directory under --data-dir,
+    /// an S3-compatible service (--bucket, --endpoint, --region; credentials from the standard
+    /// AWS_* variables), or memory (lost at exit; for tests).
+    #[arg(long, env = "HOURGLASS_OBJECT_STORE", value_enum, default_value_t = ObjectStoreKind::Local)]
+    pub object_store: ObjectStoreKind,
+    /// S3 bucket (required with --object-store s3).
+    #[arg(long, env = "HOURGLASS_BUCKET")]
+    pub bucket: Option<String>,
+    /// S3 endpoint URL, for services other than AWS (MinIO, Garage, Ceph...); requests are
+    /// path-style.
+    #[arg(long, env = "HOURGLASS_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION, else us-east-1).
+    #[arg(long, env = "HOURGLASS_REGION")]
+    pub region: Option<String>,
+    /// Whether the S3 service honours conditional PUT (If-None-Match). Set false for stores
+    /// that ignore it, such as Garage; ingester ids must then be unique, which the catalog's
+    /// node leases enforce.
+    #[arg(long, env = "HOURGLASS_S3_CONDITIONAL_PUT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub s3_conditional_put: bool,
+    /// How long the object store may keep retrying one operation before it is reported
+    /// unavailable (ingest then answers 503 with Retry-After).
+    #[arg(long, env = "HOURGLASS_OBJECT_STORE_RETRY_TIMEOUT", default_value = "10s")]
+    pub object_store_retry_timeout: humantime::Duration,
+    /// Catalog database: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (default: SQLite in
+    /// --data-dir). A cluster's nodes share one PostgreSQL catalog.
+    #[arg(long, env = "HOURGLASS_CATALOG", hide_env_values = true)]
+    pub catalog: Option<String>,
+    /// Most connections to the catalog database.
+    #[arg(long, env = "HOURGLASS_CATALOG_MAX_CONNECTIONS", default_value_t = 10)]
+    pub catalog_max_connections: u32,
+}
+
+/// Object store kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObjectStoreKind {
+    /// A directory under --data-dir, every write synced to disk.
+    Local,
+    /// An S3-compatible service.
+    S3,
+    /// Process memory: everything is lost at exit.
+    Memory,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

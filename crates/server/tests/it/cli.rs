@@ -70,7 +70,7 @@ fn first_start_prints_an_admin_token_once() {
             if std::io::BufRead::read_line(&mut stdout, &mut line).expect("read") == 0 {
                 break;
             }
-            let done = line.contains("listening on");
+            let done = line.contains("hourglass ready");
             lines.push(line);
             if done {
                 break;

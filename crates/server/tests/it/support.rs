@@ -60,10 +60,13 @@ impl TestServer {
         loop {
             let out = std::fs::read(&self.stdout_path).unwrap_or_default();
             let fresh = String::from_utf8_lossy(&out[offset as usize..]).to_string();
+            // The URL is printed when the port is bound; "hourglass ready" once the WAL has
+            // replayed and the API serves.
             if let Some(line) = fresh.lines().find(|l| l.contains("listening on http://")) {
-                let url = line.split("listening on ").nth(1).expect("url").trim().to_string();
-                self.url = url;
-                return;
+                self.url = line.split("listening on ").nth(1).expect("url").trim().to_string();
+                if fresh.lines().any(|l| l == "hourglass ready") {
+                    return;
+                }
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("hourglass exited with {status} before listening:\n{}", self.logs());

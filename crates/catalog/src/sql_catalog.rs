@@ -1,0 +1,424 @@
+//! [`SqlCatalog`]: the catalog on SQLite or PostgreSQL through one implementation.
+
+use std::sync::Once;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hourglass_types::TenantId;
+use rand::RngCore;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::dialect::Dialect;
+use crate::migrate::{self, now_ms};
+use crate::rows::{file_columns, file_from_row, node_from_row, tenant_from_db};
+use crate::{Catalog, Error, FileFilter, FileListing, NewFile, NodeInfo, NodeRecord, Principal, Result};
+
+/// Connection settings of a [`SqlCatalog`].
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    /// Most connections the pool opens (SQLite files use at most 8: it has one writer anyway).
+    pub max_connections: u32,
+    /// How long to wait for a connection before reporting the catalog unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// The catalog in a SQL database: SQLite (`sqlite://PATH`, embedded mode) or PostgreSQL
+/// (`postgres://...`, a cluster). Statements are written once with `$N` placeholders; the few
+/// that differ live in `dialect.rs`.
+#[derive(Debug, Clone)]
+pub struct SqlCatalog {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+fn query_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Query { operation, source }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn dialect_of(url: &str) -> Option<Dialect> {
+    if url.starts_with("sqlite:") {
+        Some(Dialect::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Dialect::Postgres)
+    } else {
+        None
+    }
+}
+
+impl SqlCatalog {
+    /// Opens the catalog at `url` (`sqlite://PATH`, created if missing, or `postgres://...`)
+    /// and applies migrations.
+    pub async fn open(url: &str, options: &CatalogOptions) -> Result<Self> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let location = redact_url(url);
+        let dialect = dialect_of(url).ok_or_else(|| Error::UnsupportedUrl { url: location.clone() })?;
+        let in_memory = url.contains(":memory:");
+        let url = match dialect {
+            Dialect::Sqlite if !in_memory && !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let connect: AnyConnectOptions =
+            url.parse().map_err(|source| Error::Open { location: location.clone(), source })?;
+        let max_connections = match dialect {
+            // Every in-memory connection would be a separate database.
+            Dialect::Sqlite if in_memory => 1,
+            Dialect::Sqlite => options.max_connections.clamp(1, 8),
+            Dialect::Postgres => options.max_connections.max(1),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers run beside the writer; FULL makes a commit durable when
+                        // it returns.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(|source| Error::Open { location, source })?;
+        migrate::run(&pool, dialect).await?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// A fresh in-memory SQLite catalog; for tests.
+    pub async fn in_memory() -> Result<Self> {
+        Self::open("sqlite::memory:", &CatalogOptions::default()).await
+    }
+
+    /// Whether this catalog runs on PostgreSQL (so other processes may share it).
+    pub fn is_shared(&self) -> bool {
+        self.dialect == Dialect::Postgres
+    }
+
+    async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Any>> {
+        self.pool.begin_with(self.dialect.begin_write()).await.map_err(query_err(operation))
+    }
+}
+
+async fn insert_file(
+    tx: &mut Transaction<'static, Any>,
+    writer: &str,
+    wal_through: u64,
+    f: &NewFile,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO files (table_name, hour, shard, generation, path, min_tenant, max_tenant, \
+         min_time, max_time, rows, bytes, processor_version, ingester_id, wal_through, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(f.table.as_str())
+    .bind(f.hour)
+    .bind(i64::from(f.shard))
+    .bind(f.generation as i64)
+    .bind(f.path.as_str())
+    .bind(f.min_tenant.as_str())
+    .bind(f.max_tenant.as_str())
+    .bind(f.min_time_ms)
+    .bind(f.max_time_ms)
+    .bind(f.rows as i64)
+    .bind(f.bytes as i64)
+    .bind(f.processor_version.map(i64::from))
+    .bind(writer)
+    .bind(wal_through as i64)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("inserting file"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl Catalog for SqlCatalog {
+    async fn create_tenant(&self, tenant: &TenantId, write_key_hash: &str, read_token_hash: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.begin_write("starting create tenant").await?;
+        let inserted = sqlx::query("INSERT INTO tenants (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+            .bind(tenant.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("inserting tenant"))?;
+        if inserted.rows_affected() == 0 {
+            return Err(Error::TenantExists { tenant: tenant.to_string() });
+        }
+        for (hash, kind) in [(write_key_hash, "write"), (read_token_hash, "read")] {
+            sqlx::query("INSERT INTO tokens (hash, kind, tenant_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(hash)
+                .bind(kind)
+                .bind(tenant.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("inserting tenant token"))?;
+        }
+        tx.commit().await.map_err(query_err("committing create tenant"))
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantId>> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("listing tenants"))?;
+        ids.into_iter().map(tenant_from_db).collect()
+    }
+
+    async fn add_admin_token(&self, token_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (hash, kind, tenant_id, created_at) VALUES ($1, 'admin', NULL, $2) \
+             ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(token_hash)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("inserting admin token"))?;
+        Ok(())
+    }
+
+    async fn has_admin_token(&self) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE kind = 'admin'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("counting admin tokens"))?;
+        Ok(n > 0)
+    }
+
+    async fn lookup_token(&self, token_hash: &str) -> Result<Option<Principal>> {
+        let row: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT kind, tenant_id FROM tokens WHERE hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("looking up token"))?;
+        let Some((kind, tenant)) = row else {
+            return Ok(None);
+        };
+        let principal = match (kind.as_str(), tenant) {
+            ("admin", None) => Principal::Admin,
+            ("write", Some(t)) => Principal::Writer(tenant_from_db(t)?),
+            ("read", Some(t)) => Principal::Reader(tenant_from_db(t)?),
+            (other, _) => return Err(Error::Invalid { what: "token kind", value: other.to_string() }),
+        };
+        Ok(Some(principal))
+    }
+
+    async fn commit_persist(&self, ingester_id: &str, wal_through: u64, files: &[NewFile]) -> Result<()> {
+        let now = now_ms();
+        let position = wal_through as i64;
+        let mut tx = self.begin_write("starting persist commit").await?;
+        // Moving the position first takes the ingester's row lock, so a concurrent retry of the
+        // same commit waits here and then finds the position already moved.
+        let moved = sqlx::query(
+            "UPDATE ingesters SET persisted_through = $2, updated_at = $3 WHERE id = $1 AND persisted_through < $2",
+        )
+        .bind(ingester_id)
+        .bind(position)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("moving ingester position"))?
+        .rows_affected();
+        if moved == 0 {
+            let created = sqlx::query(
+                "INSERT INTO ingesters (id, persisted_through, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(ingester_id)
+            .bind(position)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("recording ingester position"))?
+            .rows_affected();
+            if created == 0 {
+                // Already at or beyond `wal_through`: a retry after an ambiguous failure.
+                // Recording the files again would register them twice.
+                return Ok(());
+            }
+        }
+        for f in files {
+            insert_file(&mut tx, ingester_id, wal_through, f, now).await?;
+        }
+        tx.commit().await.map_err(query_err("committing persist"))
+    }
+
+    async fn persisted_position(&self, ingester_id: &str) -> Result<Option<u64>> {
+        let pos: Option<i64> = sqlx::query_scalar("SELECT persisted_through FROM ingesters WHERE id = $1")
+            .bind(ingester_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading ingester position"))?;
+        Ok(pos.map(|p| p as u64))
+    }
+
+    async fn list_files(&self, filter: &FileFilter) -> Result<FileListing> {
+        let mut tx =
+            self.pool.begin_with(self.dialect.begin_snapshot()).await.map_err(query_err("starting file listing"))?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            file_columns!(),
+            " FROM files WHERE table_name = $1 \
+               AND ($2 IS NULL OR (min_tenant <= $2 AND max_tenant >= $2)) \
+               AND ($3 IS NULL OR max_time >= $3) \
+               AND ($4 IS NULL OR min_time < $4) \
+             ORDER BY hour, shard, id"
+        ))
+        .bind(filter.table.as_str())
+        .bind(filter.tenant.as_ref().map(|t| t.as_str()))
+        .bind(filter.min_time_ms)
+        .bind(filter.max_time_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_err("listing files"))?;
+        let positions: Vec<(String, i64)> = sqlx::query_as("SELECT id, persisted_through FROM ingesters")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_err("listing ingester positions"))?;
+        tx.commit().await.map_err(query_err("ending file listing"))?;
+        Ok(FileListing {
+            files: rows.iter().map(file_from_row).collect::<Result<_>>()?,
+            persisted: positions.into_iter().map(|(id, p)| (id, p as u64)).collect(),
+        })
+    }
+
+    async fn daily_salt(&self, day: &str) -> Result<Vec<u8>> {
+        let mut fresh = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut fresh);
+        sqlx::query("INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING")
+            .bind(day)
+            .bind(fresh)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("creating salt"))?;
+        sqlx::query_scalar("SELECT salt FROM salts WHERE day = $1")
+            .bind(day)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("reading salt"))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(query_err("ping"))?;
+        Ok(())
+    }
+
+    async fn replace_files(&self, writer: &str, removed: &[i64], added: &[NewFile]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.begin_write("starting file replacement").await?;
+        let mut missing = 0;
+        for id in removed {
+            // A racing replacement of the same file holds its row lock until it commits; this
+            // delete then finds the row gone and the whole replacement is abandoned.
+            let path: Option<String> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING path")
+                .bind(*id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("removing replaced file"))?;
+            match path {
+                Some(path) => {
+                    sqlx::query("INSERT INTO garbage (path, removed_at) VALUES ($1, $2) ON CONFLICT (path) DO NOTHING")
+                        .bind(path)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("queueing garbage"))?;
+                }
+                None => missing += 1,
+            }
+        }
+        if missing > 0 {
+            tx.rollback().await.map_err(query_err("abandoning file replacement"))?;
+            return Err(Error::FilesGone { missing });
+        }
+        for f in added {
+            insert_file(&mut tx, writer, 0, f, now).await?;
+        }
+        tx.commit().await.map_err(query_err("committing file replacement"))
+    }
+
+    async fn heartbeat(&self, node: &NodeInfo, lease: Duration) -> Result<()> {
+        let now = now_ms();
+        let stale_before = now - lease.as_millis() as i64;
+        let renewed = sqlx::query(
+            "INSERT INTO nodes (id, incarnation, roles, http_url, flight_url, version, started_at, heartbeat_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (id) DO UPDATE SET \
+               started_at = CASE WHEN nodes.incarnation = excluded.incarnation THEN nodes.started_at \
+                            ELSE excluded.started_at END, \
+               incarnation = excluded.incarnation, roles = excluded.roles, http_url = excluded.http_url, \
+               flight_url = excluded.flight_url, version = excluded.version, heartbeat_at = excluded.heartbeat_at \
+             WHERE nodes.incarnation = excluded.incarnation OR nodes.heartbeat_at < $8",
+        )
+        .bind(node.id.as_str())
+        .bind(node.incarnation.as_str())
+        .bind(node.roles.join(","))
+        .bind(node.http_url.as_str())
+        .bind(node.flight_url.as_deref())
+        .bind(node.version.as_str())
+        .bind(now)
+        .bind(stale_before)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("renewing node heartbeat"))?
+        .rows_affected();
+        if renewed > 0 {
+            return Ok(());
+        }
+        let last: Option<i64> = sqlx::query_scalar("SELECT heartbeat_at FROM nodes WHERE id = $1")
+            .bind(node.id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading node heartbeat"))?;
+        Err(Error::NodeIdTaken { id: node.id.clone(), age_ms: last.map(|t| now - t).unwrap_or(0) })
+    }
+
+    async fn leave(&self, node_id: &str, incarnation: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1 AND incarnation = $2")
+            .bind(node_id)
+            .bind(incarnation)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("removing node"))?;
+        Ok(())
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, incarnation, roles, http_url, flight_url, version, started_at, heartbeat_at \
+             FROM nodes ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing nodes"))?;
+        rows.iter().map(node_from_row).collect()
+    }
+}

@@ -1,0 +1,179 @@
+//! What every catalog operation promises, one operation family per test.
+
+use std::time::Duration;
+
+use hourglass_catalog::{Catalog, Error, FileFilter, FileListing, NewFile, NodeInfo, Principal};
+use hourglass_types::{TableName, TenantId};
+
+use crate::fixture::{Fixture, on_both_backends};
+
+pub fn file(table: TableName, path: &str, tenants: (&str, &str), times: (i64, i64), rows: u64) -> NewFile {
+    NewFile {
+        table,
+        hour: times.0 / 3_600_000,
+        shard: 0,
+        generation: 1,
+        path: path.to_string(),
+        min_tenant: tenants.0.to_string(),
+        max_tenant: tenants.1.to_string(),
+        min_time_ms: times.0,
+        max_time_ms: times.1,
+        rows,
+        bytes: rows * 10,
+        processor_version: (table == TableName::Events).then_some(1),
+    }
+}
+
+fn tenant(id: &str) -> TenantId {
+    TenantId::new(id).expect("valid tenant")
+}
+
+fn events(tenant_id: Option<&str>, min: Option<i64>, max: Option<i64>) -> FileFilter {
+    FileFilter { table: TableName::Events, tenant: tenant_id.map(tenant), min_time_ms: min, max_time_ms: max }
+}
+
+fn paths(listing: FileListing) -> Vec<String> {
+    listing.files.into_iter().map(|f| f.file.path).collect()
+}
+
+on_both_backends!(tenants_and_tokens);
+async fn tenants_and_tokens(fx: Fixture) {
+    let cat = fx.open().await;
+    cat.create_tenant(&tenant("a"), "wa", "ra").await.expect("create");
+    let err = cat.create_tenant(&tenant("a"), "wa2", "ra2").await.expect_err("duplicate");
+    assert!(matches!(err, Error::TenantExists { .. }), "{err}");
+    assert_eq!(cat.lookup_token("wa").await.expect("lookup"), Some(Principal::Writer(tenant("a"))));
+    assert_eq!(cat.lookup_token("ra").await.expect("lookup"), Some(Principal::Reader(tenant("a"))));
+    assert_eq!(cat.lookup_token("wa2").await.expect("lookup"), None, "a refused tenant leaves no token");
+    assert!(!cat.has_admin_token().await.expect("has"));
+    cat.add_admin_token("adm").await.expect("admin");
+    cat.add_admin_token("adm").await.expect("admin again is a no-op");
+    assert!(cat.has_admin_token().await.expect("has"));
+    assert_eq!(cat.lookup_token("adm").await.expect("lookup"), Some(Principal::Admin));
+    cat.create_tenant(&tenant("b-2"), "wb", "rb").await.expect("create");
+    assert_eq!(cat.list_tenants().await.expect("list"), vec![tenant("a"), tenant("b-2")]);
+    cat.ping().await.expect("ping");
+}
+
+on_both_backends!(persist_commits_files_and_position_together);
+async fn persist_commits_files_and_position_together(fx: Fixture) {
+    let cat = fx.open().await;
+    assert_eq!(cat.persisted_position("i").await.expect("pos"), None);
+    let files = [
+        file(TableName::RawEvents, "raw/1", ("a", "c"), (0, 100), 10),
+        file(TableName::Events, "ev/1", ("a", "c"), (0, 100), 10),
+        file(TableName::Events, "ev/2", ("d", "f"), (200, 300), 10),
+    ];
+    cat.commit_persist("i", 5, &files).await.expect("commit");
+    assert_eq!(cat.persisted_position("i").await.expect("pos"), Some(5));
+    cat.commit_persist("i", 5, &files).await.expect("a retried commit succeeds");
+    cat.commit_persist("i", 3, &[]).await.expect("an older position is a no-op");
+    assert_eq!(cat.persisted_position("i").await.expect("pos"), Some(5), "positions never move backwards");
+
+    let all = cat.list_files(&events(None, None, None)).await.expect("list");
+    assert_eq!(paths(all.clone()), ["ev/1", "ev/2"], "the retry registered nothing twice");
+    assert_eq!(all.persisted.get("i"), Some(&5));
+    let record = &all.files[0];
+    assert_eq!((record.ingester_id.as_str(), record.wal_through), ("i", 5));
+    assert_eq!(record.file, files[1], "every field round-trips");
+    assert_eq!(paths(cat.list_files(&events(Some("b"), None, None)).await.expect("list")), ["ev/1"]);
+    assert_eq!(paths(cat.list_files(&events(Some("g"), None, None)).await.expect("list")), Vec::<String>::new());
+    assert_eq!(paths(cat.list_files(&events(None, Some(150), None)).await.expect("list")), ["ev/2"]);
+    assert_eq!(paths(cat.list_files(&events(None, None, Some(200))).await.expect("list")), ["ev/1"]);
+}
+
+on_both_backends!(tenant_ranges_compare_bytewise);
+/// Parquet files sort tenants byte-wise; the catalog must prune with the same order, whatever
+/// the database's locale ('-' < '1' < '_' in bytes; a locale collation ignores punctuation).
+async fn tenant_ranges_compare_bytewise(fx: Fixture) {
+    let cat = fx.open().await;
+    cat.commit_persist("i", 1, &[file(TableName::Events, "ev/1", ("shop-1", "shop_1"), (0, 1), 1)])
+        .await
+        .expect("commit");
+    for inside in ["shop-1", "shop1", "shop9", "shop_1"] {
+        assert_eq!(paths(cat.list_files(&events(Some(inside), None, None)).await.expect("list")), ["ev/1"], "{inside}");
+    }
+    for outside in ["shop-0", "shop_2", "shopa", "shop"] {
+        assert!(cat.list_files(&events(Some(outside), None, None)).await.expect("list").files.is_empty(), "{outside}");
+    }
+}
+
+on_both_backends!(replace_files_is_all_or_nothing);
+async fn replace_files_is_all_or_nothing(fx: Fixture) {
+    let cat = fx.open().await;
+    let small = [
+        file(TableName::Events, "ev/1", ("a", "b"), (0, 10), 3),
+        file(TableName::Events, "ev/2", ("a", "c"), (5, 20), 4),
+        file(TableName::Events, "ev/3", ("b", "c"), (5, 20), 5),
+    ];
+    cat.commit_persist("i", 1, &small).await.expect("commit");
+    let ids: Vec<i64> =
+        cat.list_files(&events(None, None, None)).await.expect("list").files.iter().map(|f| f.id).collect();
+    let merged = file(TableName::Events, "ev/merged-12", ("a", "c"), (0, 20), 7);
+    cat.replace_files("compactor", &ids[..2], std::slice::from_ref(&merged)).await.expect("replace");
+    let listing = cat.list_files(&events(None, None, None)).await.expect("list");
+    assert_eq!(paths(listing.clone()), ["ev/3", "ev/merged-12"]);
+    assert_eq!(listing.files.iter().map(|f| f.file.rows).sum::<u64>(), 12);
+
+    // A second compactor that listed before the first committed loses, and changes nothing.
+    let late = file(TableName::Events, "ev/merged-23", ("a", "c"), (0, 20), 9);
+    let err = cat.replace_files("compactor-2", &ids[1..], &[late]).await.expect_err("ev/2 is gone");
+    assert!(matches!(err, Error::FilesGone { missing: 1 }), "{err}");
+    assert_eq!(paths(cat.list_files(&events(None, None, None)).await.expect("list")), ["ev/3", "ev/merged-12"]);
+}
+
+fn node(id: &str, incarnation: &str) -> NodeInfo {
+    NodeInfo {
+        id: id.to_string(),
+        incarnation: incarnation.to_string(),
+        roles: vec!["ingester".to_string(), "querier".to_string()],
+        http_url: "http://127.0.0.1:1".to_string(),
+        flight_url: Some("http://127.0.0.1:2".to_string()),
+        version: "0.1.0".to_string(),
+    }
+}
+
+on_both_backends!(node_ids_are_leased);
+async fn node_ids_are_leased(fx: Fixture) {
+    let cat = fx.open().await;
+    let lease = Duration::from_secs(60);
+    cat.heartbeat(&node("ingester-0", "first"), lease).await.expect("announce");
+    cat.heartbeat(&node("ingester-0", "first"), lease).await.expect("renew");
+    let err = cat.heartbeat(&node("ingester-0", "second"), lease).await.expect_err("a live node holds the id");
+    assert!(matches!(err, Error::NodeIdTaken { .. }), "{err}");
+    let nodes = cat.list_nodes().await.expect("nodes");
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].info, node("ingester-0", "first"));
+    assert!(nodes[0].heartbeat_at_ms >= nodes[0].started_at_ms);
+
+    // Once the holder's lease has run out, a replacement takes the id over.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cat.heartbeat(&node("ingester-0", "second"), Duration::from_millis(10)).await.expect("take over a stale id");
+    cat.leave("ingester-0", "first").await.expect("a stale leave is a no-op");
+    assert_eq!(cat.list_nodes().await.expect("nodes")[0].info.incarnation, "second");
+    cat.leave("ingester-0", "second").await.expect("leave");
+    assert!(cat.list_nodes().await.expect("nodes").is_empty());
+}
+
+on_both_backends!(salts_are_stable_per_day);
+async fn salts_are_stable_per_day(fx: Fixture) {
+    let cat = fx.open().await;
+    let a = cat.daily_salt("2026-01-01").await.expect("salt");
+    assert_eq!(a.len(), 32);
+    assert_eq!(fx.open().await.daily_salt("2026-01-01").await.expect("salt"), a, "another node sees the same salt");
+    assert_ne!(cat.daily_salt("2026-01-02").await.expect("salt"), a);
+}
+
+on_both_backends!(catalog_survives_reopen);
+async fn catalog_survives_reopen(fx: Fixture) {
+    {
+        let cat = fx.open().await;
+        cat.create_tenant(&tenant("a"), "w", "r").await.expect("create");
+        cat.commit_persist("i", 7, &[file(TableName::RawEvents, "raw/1", ("a", "a"), (0, 1), 1)])
+            .await
+            .expect("commit");
+    }
+    let cat = fx.open().await;
+    assert_eq!(cat.list_tenants().await.expect("list"), vec![tenant("a")]);
+    assert_eq!(cat.persisted_position("i").await.expect("pos"), Some(7));
+}
