@@ -91,6 +91,11 @@ impl Client {
         Self { base: base.trim_end_matches('/').to_string(), token: token.to_string(), http: reqwest::Client::new() }
     }
 
+    /// The token this client sends.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// The same server with another token.
     pub fn with_token(&self, token: &str) -> Self {
         Self { base: self.base.clone(), token: token.to_string(), http: self.http.clone() }

@@ -72,6 +72,12 @@ impl S3Server {
         &self.endpoint
     }
 
+    /// The server's socket address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let host = self.endpoint.trim_start_matches("http://");
+        host.parse().unwrap_or_else(|_| panic!("S3 endpoint {} is not http://IP:PORT", self.endpoint))
+    }
+
     /// The bucket made for this test.
     pub fn bucket(&self) -> &str {
         &self.bucket

@@ -7,7 +7,9 @@ use std::time::Duration;
 use arrow::array::Array;
 use rand::{Rng, SeedableRng};
 
-use crate::support::TestServer;
+use hourglass_testkit::{PgDatabase, S3Server};
+
+use crate::support::{TestServer, s3_and_postgres};
 
 const ROUNDS: usize = 10;
 const WRITERS: usize = 3;
@@ -15,12 +17,27 @@ const BATCH: usize = 40;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_event() {
+    sigkill_scenario(Vec::new(), Vec::new()).await;
+}
+
+/// The same kills with the WAL and Parquet files on a real S3-protocol server and the catalog
+/// on a real PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_event_on_s3_and_postgres() {
+    let s3 = S3Server::start().await;
+    let pg = PgDatabase::create().await;
+    let (args, env) = s3_and_postgres(&s3, s3.endpoint(), &pg);
+    sigkill_scenario(args, env).await;
+}
+
+async fn sigkill_scenario(mut args: Vec<String>, env: Vec<(String, String)>) {
     let seed: u64 = std::env::var("HOURGLASS_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("durability seed: {seed} (set HOURGLASS_TEST_SEED to replay)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
 
     // Frequent persists, so that kills also land during persists and WAL deletions.
-    let mut server = TestServer::start(&["--persist-max-age", "300ms", "--persist-max-bytes", "256KiB"]);
+    args.extend(["--persist-max-age", "300ms", "--persist-max-bytes", "256KiB"].map(String::from));
+    let mut server = TestServer::start_with(&args, &env);
     let creds = server.admin().create_tenant("durable").await.expect("tenant");
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut sent = 0usize;

@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod durability;
 mod isolation;
+mod outage;
 mod persist;
 mod roundtrip;
 mod support;

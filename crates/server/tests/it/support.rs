@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hourglass_client::Client;
+use hourglass_testkit::{PgDatabase, S3Server};
 use tempfile::TempDir;
 
 /// The admin token every test server accepts.
@@ -19,12 +20,26 @@ pub struct TestServer {
     stdout_path: PathBuf,
     stderr_path: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     pub url: String,
+}
+
+/// Flags and environment that put a server's state on a real S3-protocol server and a real
+/// PostgreSQL catalog.
+pub fn s3_and_postgres(s3: &S3Server, endpoint: &str, pg: &PgDatabase) -> (Vec<String>, Vec<(String, String)>) {
+    let args = ["--object-store", "s3", "--bucket", s3.bucket(), "--endpoint", endpoint, "--catalog", pg.url()];
+    let env = s3.aws_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    (args.iter().map(|s| s.to_string()).collect(), env)
 }
 
 impl TestServer {
     /// Starts a server with extra `serve` flags.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &[])
+    }
+
+    /// Starts a server with extra `serve` flags and environment variables.
+    pub fn start_with(args: &[String], env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let mut server = Self {
@@ -33,7 +48,8 @@ impl TestServer {
             stderr_path: dir.path().join("stderr.log"),
             _dir: dir,
             data_dir,
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args: args.to_vec(),
+            env: env.to_vec(),
             url: String::new(),
         };
         server.spawn();
@@ -49,6 +65,7 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HOURGLASS_LOG", "info")
             .stdin(Stdio::null())
             .stdout(open(&self.stdout_path))
