@@ -20,6 +20,7 @@
 //! file is lost and none is registered twice.
 
 mod dialect;
+pub mod membership;
 mod migrate;
 mod rows;
 pub mod secret;
@@ -31,7 +32,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hourglass_types::{ErrorKind, TableName, TenantId};
 
+pub use membership::Membership;
 pub use sql_catalog::{CatalogOptions, SqlCatalog, redact_url};
+
+/// The error with its sources, for logs.
+pub(crate) fn display(e: &Error) -> String {
+    hourglass_types::error::display_chain(e)
+}
 
 /// Errors from catalog operations.
 #[derive(Debug, thiserror::Error)]
@@ -272,4 +279,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// Every node that ever announced itself and has not left.
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
+
+    /// Up to `limit` objects queued as garbage at least `grace` ago (by the catalog's clock, the
+    /// one that stamped them): no reader can still be using them.
+    async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>>;
+
+    /// Forgets garbage whose objects were deleted.
+    async fn forget_garbage(&self, paths: &[String]) -> Result<()>;
 }

@@ -421,4 +421,25 @@ impl Catalog for SqlCatalog {
         .map_err(query_err("listing nodes"))?;
         rows.iter().map(node_from_row).collect()
     }
+
+    async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
+        sqlx::query_scalar("SELECT path FROM garbage WHERE removed_at <= $1 ORDER BY removed_at LIMIT $2")
+            .bind(now_ms() - grace.as_millis() as i64)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("listing garbage"))
+    }
+
+    async fn forget_garbage(&self, paths: &[String]) -> Result<()> {
+        let mut tx = self.begin_write("starting garbage removal").await?;
+        for path in paths {
+            sqlx::query("DELETE FROM garbage WHERE path = $1")
+                .bind(path.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("forgetting garbage"))?;
+        }
+        tx.commit().await.map_err(query_err("committing garbage removal"))
+    }
 }

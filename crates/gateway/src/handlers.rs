@@ -91,9 +91,17 @@ pub(crate) async fn create_tenant(State(gw): Shared, headers: HeaderMap, body: B
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+fn role_missing(role: &str) -> ApiError {
+    ApiError::new(ErrorKind::NotFound, format!("this node does not run the {role} role"))
+}
+
 pub(crate) async fn flush(State(gw): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     gw.auth.admin(&headers).await?;
-    gw.ingester.flush().await?;
+    match (&gw.services.ingester, &gw.services.cluster) {
+        (Some(ingester), _) => ingester.flush().await?,
+        (None, Some(cluster)) => cluster.flush(&headers).await?,
+        (None, None) => return Err(role_missing("ingester")),
+    }
     Ok(Json(serde_json::json!({"persisted": true})).into_response())
 }
 
@@ -114,8 +122,16 @@ pub(crate) async fn ingest(State(gw): Shared, headers: HeaderMap, body: Body) ->
     let _slot = gw.ingest_slots.try_acquire().map_err(|_| {
         ApiError::new(ErrorKind::ResourceExhausted, "too many ingest requests in flight; retry shortly")
     })?;
-    let body = read_body(body, gw.ingester.limits().max_body_bytes).await?;
-    let outcome = gw.ingester.ingest(&tenant, body, gzip).await?;
+    let ingester = match (&gw.services.ingester, &gw.services.cluster) {
+        (Some(ingester), _) => ingester,
+        (None, Some(cluster)) => {
+            let body = read_body(body, gw.services.max_forwarded_body_bytes).await?;
+            return cluster.ingest(&tenant, &headers, body).await;
+        }
+        (None, None) => return Err(role_missing("ingester")),
+    };
+    let body = read_body(body, ingester.limits().max_body_bytes).await?;
+    let outcome = ingester.ingest(&tenant, body, gzip).await?;
     let status =
         if outcome.accepted == 0 && !outcome.errors.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let body = serde_json::json!({
@@ -142,16 +158,22 @@ pub(crate) async fn query(State(gw): Shared, headers: HeaderMap, body: Body) -> 
             "Accept must be application/json, text/csv or application/vnd.apache.arrow.stream",
         )
     })?;
-    let request: QueryRequest = parse_json(&read_body(body, 1024 * 1024).await?)?;
+    let raw = read_body(body, 1024 * 1024).await?;
+    let request: QueryRequest = parse_json(&raw)?;
+    let querier = match (&gw.services.querier, &gw.services.cluster) {
+        (Some(querier), _) => querier,
+        (None, Some(cluster)) => return cluster.query(&headers, raw).await,
+        (None, None) => return Err(role_missing("querier")),
+    };
     let _slot = gw
         .query_slots
         .try_acquire()
         .map_err(|_| ApiError::new(ErrorKind::ResourceExhausted, "too many queries running; retry shortly"))?;
-    let result = gw.querier.query(&tenant, &request.sql).await?;
+    let result = querier.query(&tenant, &request.sql).await?;
     let encoded = format
         .encode(&result.schema, &result.batches)
         .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding the result: {e}")))?;
-    let limit = gw.querier.max_result_bytes();
+    let limit = querier.max_result_bytes();
     if encoded.len() > limit {
         return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,

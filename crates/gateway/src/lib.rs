@@ -10,10 +10,12 @@
 
 mod auth;
 pub mod error;
+mod forward;
 mod handlers;
 pub mod metrics;
 mod output;
 pub mod readiness;
+mod ring;
 mod startup;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use hourglass_ingest::Ingester;
 use hourglass_query::Querier;
 use tokio::sync::Semaphore;
 
+pub use forward::ClusterRoutes;
 pub use readiness::{Condition, Readiness};
 pub use startup::{LateRouter, startup_router};
 
@@ -44,12 +47,26 @@ impl Default for GatewayConfig {
     }
 }
 
+/// What serves ingest and queries behind this API: components in this process, the cluster's
+/// nodes reached through [`ClusterRoutes`] (the gateway role), or a mix.
+#[derive(Debug, Default)]
+pub struct Services {
+    /// The in-process ingester (roles `serve` and `ingester`).
+    pub ingester: Option<Arc<Ingester>>,
+    /// The in-process querier (roles `serve` and `querier`).
+    pub querier: Option<Arc<Querier>>,
+    /// Forwarding to other nodes for whatever has no in-process component (role `gateway`).
+    pub cluster: Option<Arc<ClusterRoutes>>,
+    /// Largest ingest body accepted when ingest is forwarded (an in-process ingester has its
+    /// own limit).
+    pub max_forwarded_body_bytes: usize,
+}
+
 /// Everything the handlers need.
 #[derive(Debug)]
 pub struct Gateway {
     catalog: Arc<dyn Catalog>,
-    ingester: Arc<Ingester>,
-    querier: Arc<Querier>,
+    services: Services,
     auth: auth::Authenticator,
     query_slots: Semaphore,
     ingest_slots: Semaphore,
@@ -62,14 +79,12 @@ impl Gateway {
         config: GatewayConfig,
         readiness: Arc<Readiness>,
         catalog: Arc<dyn Catalog>,
-        ingester: Arc<Ingester>,
-        querier: Arc<Querier>,
+        services: Services,
     ) -> Arc<Self> {
         Arc::new(Self {
             auth: auth::Authenticator::new(Arc::clone(&catalog)),
             catalog,
-            ingester,
-            querier,
+            services,
             query_slots: Semaphore::new(config.max_concurrent_queries.max(1)),
             ingest_slots: Semaphore::new(config.max_concurrent_ingest.max(1)),
             readiness,

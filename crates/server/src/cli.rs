@@ -18,6 +18,16 @@ pub struct Cli {
 pub enum Command {
     /// Runs every role in one process on embedded defaults (local directory, SQLite catalog).
     Serve(Box<ServeArgs>),
+    /// Runs the ingester role: validates, buffers and persists events; serves its buffer to
+    /// queriers over Arrow Flight.
+    Ingester(Box<IngesterArgs>),
+    /// Runs the querier role: answers SQL from Parquet files and the ingesters' buffers.
+    Querier(Box<QuerierArgs>),
+    /// Runs the compactor role: merges small files, drops duplicate events, deletes garbage.
+    Compactor(Box<CompactorArgs>),
+    /// Runs the gateway role: authenticates clients and routes ingest by tenant to ingesters
+    /// and queries to queriers.
+    Gateway(Box<GatewayArgs>),
     /// Manages tenants on a running server.
     Tenant {
         #[command(subcommand)]
@@ -70,8 +80,9 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Flags every role shares: where it listens, where the state lives, how it joins the cluster.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub struct NodeArgs {
     /// Address of the HTTP API (ingest, query, admin, health, metrics). Port 0 picks a free port.
     #[arg(long, env = "HOURGLASS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
@@ -80,17 +91,110 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Admin token to accept (added on start). Without it, the first start creates one and
-    /// prints it once.
+    /// Admin token to accept (added on start). Without it, `serve`'s first start creates one
+    /// and prints it once.
     #[arg(long, env = "HOURGLASS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Log output format.
     #[arg(long, env = "HOURGLASS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// This node's id in system.nodes (default: ROLE-HOSTNAME-PORT; an ingester's id is its
+    /// --ingester-id).
+    #[arg(long, env = "HOURGLASS_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Host name or IP other nodes use to reach this one (default: the bound IP, or the
+    /// machine's host name when bound to 0.0.0.0).
+    #[arg(long, env = "HOURGLASS_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
+    /// Secret shared by every node of a cluster; authenticates internal calls (queriers
+    /// reading ingester buffers). Required by the ingester and querier roles.
+    #[arg(long, env = "HOURGLASS_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// How long a node counts as alive after its last heartbeat. A restarted ingester waits for
+    /// its previous incarnation's lease to lapse before it takes its id (and WAL) over.
+    #[arg(long, env = "HOURGLASS_NODE_LEASE", default_value = "10s")]
+    pub node_lease: humantime::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
     #[command(flatten)]
     pub query: QueryEngineArgs,
+    #[command(flatten)]
+    pub compact: CompactArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IngesterArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    /// Address of the gRPC (Arrow Flight) service queriers read this ingester's buffer from.
+    #[arg(long, env = "HOURGLASS_GRPC_ADDR", default_value = "127.0.0.1:8082")]
+    pub grpc_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct QuerierArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub query: QueryEngineArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactorArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub compact: CompactArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub forward: ForwardArgs,
+}
+
+/// Limits of the gateway role's forwarding.
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Largest ingest request body forwarded to an ingester.
+    #[arg(long, env = "HOURGLASS_MAX_BODY_BYTES", default_value = "16MiB")]
+    pub max_body_bytes: ByteSize,
+    /// Ingest requests forwarded at once; more get 429 with Retry-After.
+    #[arg(long, env = "HOURGLASS_MAX_CONCURRENT_INGEST", default_value_t = 256)]
+    pub max_concurrent_ingest: usize,
+    /// Queries forwarded at once; more get 429 with Retry-After.
+    #[arg(long, env = "HOURGLASS_MAX_CONCURRENT_QUERIES", default_value_t = 64)]
+    pub max_concurrent_queries: usize,
+}
+
+/// Compaction settings.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// How often the compactor looks for partitions to merge.
+    #[arg(long, env = "HOURGLASS_COMPACT_INTERVAL", default_value = "30s")]
+    pub compact_interval: humantime::Duration,
+    /// A partition whose hour ended this long ago is merged once it holds two files.
+    #[arg(long, env = "HOURGLASS_COMPACT_MIN_AGE", default_value = "10m")]
+    pub compact_min_age: humantime::Duration,
+    /// A younger partition is merged once it holds this many files.
+    #[arg(long, env = "HOURGLASS_COMPACT_MAX_OPEN_FILES", default_value_t = 16)]
+    pub compact_max_open_files: usize,
+    /// Most Parquet bytes read for one merge.
+    #[arg(long, env = "HOURGLASS_COMPACT_MAX_INPUT_BYTES", default_value = "512MiB")]
+    pub compact_max_input_bytes: ByteSize,
+    /// How long replaced files stay readable before they are deleted.
+    #[arg(long, env = "HOURGLASS_GARBAGE_GRACE", default_value = "10m")]
+    pub garbage_grace: humantime::Duration,
 }
 
 /// Where the persistent state lives: the object store and the catalog.

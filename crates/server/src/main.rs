@@ -2,7 +2,7 @@
 
 mod cli;
 mod commands;
-mod serve;
+mod node;
 
 use clap::Parser;
 
@@ -23,7 +23,61 @@ fn init_logging(format: LogFormat) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve_main(*args),
+        Command::Serve(args) => {
+            let args = *args;
+            node_main(node::Plan {
+                node: args.node,
+                ingester: Some((args.ingest, None)),
+                querier: Some(args.query),
+                compactor: Some(args.compact),
+                gateway: None,
+                standalone: true,
+            })
+        }
+        Command::Ingester(args) => {
+            let args = *args;
+            node_main(node::Plan {
+                node: args.node,
+                ingester: Some((args.ingest, Some(args.grpc_addr))),
+                querier: None,
+                compactor: None,
+                gateway: None,
+                standalone: false,
+            })
+        }
+        Command::Querier(args) => {
+            let args = *args;
+            node_main(node::Plan {
+                node: args.node,
+                ingester: None,
+                querier: Some(args.query),
+                compactor: None,
+                gateway: None,
+                standalone: false,
+            })
+        }
+        Command::Compactor(args) => {
+            let args = *args;
+            node_main(node::Plan {
+                node: args.node,
+                ingester: None,
+                querier: None,
+                compactor: Some(args.compact),
+                gateway: None,
+                standalone: false,
+            })
+        }
+        Command::Gateway(args) => {
+            let args = *args;
+            node_main(node::Plan {
+                node: args.node,
+                ingester: None,
+                querier: None,
+                compactor: None,
+                gateway: Some(args.forward),
+                standalone: false,
+            })
+        }
         Command::Tenant { command } => client_main(commands::tenant(command)),
         Command::Query(args) => client_main(commands::query(args)),
     };
@@ -36,10 +90,15 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn serve_main(args: cli::ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_format);
+fn node_main(plan: node::Plan) -> anyhow::Result<()> {
+    init_logging(plan.node.log_format);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let query_threads = if args.query.query_threads == 0 { cores } else { args.query.query_threads };
+    let query_threads = match &plan.querier {
+        Some(q) if q.query_threads > 0 => q.query_threads,
+        Some(_) => cores,
+        // Roles without a querier still get a small runtime; nothing heavy runs on it.
+        None => 1,
+    };
     // DataFusion's CPU-bound work runs on its own runtime so that a heavy query cannot delay
     // ingest acknowledgements and health checks on the IO runtime.
     let query_runtime = tokio::runtime::Builder::new_multi_thread()
@@ -52,7 +111,7 @@ fn serve_main(args: cli::ServeArgs) -> anyhow::Result<()> {
         .thread_name("hourglass-io")
         .enable_all()
         .build()?;
-    let result = io_runtime.block_on(serve::run(args, query_runtime.handle().clone()));
+    let result = io_runtime.block_on(node::run(plan, query_runtime.handle().clone()));
     query_runtime.shutdown_background();
     result
 }

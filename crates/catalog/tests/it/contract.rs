@@ -120,6 +120,15 @@ async fn replace_files_is_all_or_nothing(fx: Fixture) {
     let err = cat.replace_files("compactor-2", &ids[1..], &[late]).await.expect_err("ev/2 is gone");
     assert!(matches!(err, Error::FilesGone { missing: 1 }), "{err}");
     assert_eq!(paths(cat.list_files(&events(None, None, None)).await.expect("list")), ["ev/3", "ev/merged-12"]);
+
+    // The replaced objects wait in the garbage queue until their grace period has passed.
+    let grace = Duration::from_secs(60);
+    assert!(cat.garbage_older_than(grace, 10).await.expect("garbage").is_empty(), "still in its grace period");
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    garbage.sort();
+    assert_eq!(garbage, ["ev/1", "ev/2"]);
+    cat.forget_garbage(&garbage).await.expect("forget");
+    assert!(cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage").is_empty());
 }
 
 fn node(id: &str, incarnation: &str) -> NodeInfo {

@@ -1,0 +1,120 @@
+//! Cluster membership over the catalog: each process announces itself in `nodes`, renews its
+//! lease, and keeps a recent copy of the node list for routing (gateways) and fan-out
+//! (queriers reading ingester buffers).
+//!
+//! A node id is fenced by its lease: a second process claiming the id of a node whose heartbeat
+//! is younger than the lease waits (a restarted ingester after `kill -9`) until the lease runs
+//! out. An ingester's id names its WAL, so two live ingesters must never share one. Liveness is
+//! judged by wall clocks, so nodes' clocks must agree to within a small part of the lease.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::migrate::now_ms;
+use crate::{Catalog, Error, NodeInfo, NodeRecord, Result};
+
+/// Role names as stored in the catalog.
+pub mod role {
+    /// Validates, buffers and persists events; serves its buffer to queriers.
+    pub const INGESTER: &str = "ingester";
+    /// Answers SQL.
+    pub const QUERIER: &str = "querier";
+    /// Merges small files and collects garbage.
+    pub const COMPACTOR: &str = "compactor";
+    /// Authenticates and routes client requests.
+    pub const GATEWAY: &str = "gateway";
+}
+
+/// This process's membership: its announced identity and the last node list it read.
+#[derive(Debug)]
+pub struct Membership {
+    catalog: Arc<dyn Catalog>,
+    me: NodeInfo,
+    lease: Duration,
+    nodes: RwLock<Vec<NodeRecord>>,
+}
+
+impl Membership {
+    /// Claims `me.id`, reads the node list, and starts renewing both every quarter `lease`.
+    ///
+    /// While another incarnation renewed the id within `claim_lease`, waits for it to lapse (up
+    /// to `claim_lease` and a margin). A process that is alone on its catalog by construction
+    /// (`hourglass serve`) passes zero and takes its id back at once after a crash.
+    pub async fn join(
+        catalog: Arc<dyn Catalog>,
+        me: NodeInfo,
+        lease: Duration,
+        claim_lease: Duration,
+    ) -> Result<Arc<Self>> {
+        let deadline = tokio::time::Instant::now() + claim_lease + claim_lease / 2 + Duration::from_secs(1);
+        loop {
+            match catalog.heartbeat(&me, claim_lease).await {
+                Ok(()) => break,
+                Err(Error::NodeIdTaken { id, age_ms }) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(node = %id, heartbeat_age_ms = age_ms, "node id held by a live process; waiting for its lease to lapse");
+                    tokio::time::sleep(claim_lease / 8 + Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let membership = Arc::new(Self { catalog, me, lease, nodes: RwLock::new(Vec::new()) });
+        membership.refresh().await?;
+        let renewing = Arc::downgrade(&membership);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 4);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(membership) = renewing.upgrade() else { return };
+                if let Err(e) = membership.renew().await {
+                    tracing::warn!(error = %crate::display(&e), "renewing the node lease failed");
+                }
+            }
+        });
+        Ok(membership)
+    }
+
+    async fn renew(&self) -> Result<()> {
+        self.catalog.heartbeat(&self.me, self.lease).await?;
+        self.refresh().await
+    }
+
+    /// Re-reads the node list now.
+    pub async fn refresh(&self) -> Result<()> {
+        let nodes = self.catalog.list_nodes().await?;
+        if let Ok(mut held) = self.nodes.write() {
+            *held = nodes;
+        }
+        Ok(())
+    }
+
+    /// This process's identity.
+    pub fn me(&self) -> &NodeInfo {
+        &self.me
+    }
+
+    /// How long a heartbeat keeps a node alive.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Every node in the last list read, alive or not.
+    pub fn all(&self) -> Vec<NodeRecord> {
+        self.nodes.read().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// Nodes running `role` whose lease has not run out, ordered by id.
+    pub fn live(&self, role: &str) -> Vec<NodeRecord> {
+        let oldest = now_ms() - self.lease.as_millis() as i64;
+        self.all()
+            .into_iter()
+            .filter(|n| n.heartbeat_at_ms >= oldest && n.info.roles.iter().any(|r| r == role))
+            .collect()
+    }
+
+    /// Removes this process from the node list (clean shutdown).
+    pub async fn leave(&self) -> Result<()> {
+        self.catalog.leave(&self.me.id, &self.me.incarnation).await
+    }
+}

@@ -1,0 +1,254 @@
+//! Merging each partition's small files into one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use bytes::Bytes;
+use hourglass_catalog::{Catalog, Error as CatalogError, FileFilter, FileRecord, NewFile};
+use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
+use hourglass_types::{Clock, PartitionKey, TableName};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::dedupe::first_of_each_event;
+use crate::{Error, Result};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// When and how much the compactor merges.
+#[derive(Debug, Clone)]
+pub struct CompactorConfig {
+    /// Recorded in the catalog as the writer of merged files.
+    pub writer_id: String,
+    /// A partition whose hour ended at least this long ago is merged as soon as it holds two
+    /// files (late events keep arriving for a while after an hour ends).
+    pub min_age: Duration,
+    /// A younger partition is merged once it holds this many files, so the open hour does not
+    /// pile up small files.
+    pub max_open_files: usize,
+    /// Most Parquet bytes read for one merge; the smallest files go first.
+    pub max_input_bytes: u64,
+    /// How long a replaced object stays readable before it is deleted (by the catalog's clock).
+    pub garbage_grace: Duration,
+    /// How merged files are written.
+    pub parquet: ParquetOptions,
+}
+
+impl Default for CompactorConfig {
+    fn default() -> Self {
+        Self {
+            writer_id: "compactor".to_string(),
+            min_age: Duration::from_secs(10 * 60),
+            max_open_files: 16,
+            max_input_bytes: 512 * 1024 * 1024,
+            garbage_grace: Duration::from_secs(10 * 60),
+            parquet: ParquetOptions::default(),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Partitions merged.
+    pub merged: usize,
+    /// Files replaced by merged ones.
+    pub files_in: usize,
+    /// Events dropped because another copy of the same event was kept.
+    pub duplicates_dropped: usize,
+    /// Merges abandoned because another compactor replaced the same files first.
+    pub lost_races: usize,
+    /// Replaced objects deleted after their grace period.
+    pub garbage_deleted: usize,
+}
+
+/// Merges small files; one pass at a time per process, any number of processes at once.
+#[derive(Debug)]
+pub struct Compactor {
+    config: CompactorConfig,
+    store: Arc<dyn ObjectStore>,
+    catalog: Arc<dyn Catalog>,
+    clock: Arc<dyn Clock>,
+}
+
+/// One partition's files of one processor version: the unit of a merge.
+type Group = (i64, u32, u64, Option<i32>);
+
+impl Compactor {
+    /// A compactor over this store and catalog.
+    pub fn new(
+        config: CompactorConfig,
+        store: Arc<dyn ObjectStore>,
+        catalog: Arc<dyn Catalog>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { config, store, catalog, clock }
+    }
+
+    /// Runs passes every `interval` until `stop` resolves.
+    pub async fn run(&self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            match self.run_once().await {
+                Ok(report) if report != CompactionReport::default() => tracing::info!(?report, "compaction pass"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "compaction pass failed"),
+            }
+        }
+    }
+
+    /// One pass: every eligible partition of every table is merged, then garbage past its grace
+    /// period is deleted.
+    pub async fn run_once(&self) -> Result<CompactionReport> {
+        let mut report = CompactionReport::default();
+        for table in TableName::ALL {
+            let filter = FileFilter { table, tenant: None, min_time_ms: None, max_time_ms: None };
+            let listing = self.catalog.list_files(&filter).await?;
+            let mut groups: BTreeMap<Group, Vec<FileRecord>> = BTreeMap::new();
+            for f in listing.files {
+                let key = (f.file.hour, f.file.shard, f.file.generation, f.file.processor_version);
+                groups.entry(key).or_default().push(f);
+            }
+            for ((hour, shard, generation, _), files) in groups {
+                let Some(picked) = self.pick(hour, files) else { continue };
+                self.merge(PartitionKey { table, hour, shard }, generation, picked, &mut report).await?;
+            }
+        }
+        report.garbage_deleted = self.collect_garbage().await?;
+        Ok(report)
+    }
+
+    /// The files of a partition to merge now, smallest first within the byte budget.
+    fn pick(&self, hour: i64, mut files: Vec<FileRecord>) -> Option<Vec<FileRecord>> {
+        let settled = (hour + 1) * HOUR_MS + self.config.min_age.as_millis() as i64 <= self.clock.now_ms();
+        let needed = if settled { 2 } else { self.config.max_open_files.max(2) };
+        if files.len() < needed {
+            return None;
+        }
+        files.sort_by_key(|f| (f.file.bytes, f.id));
+        let mut budget = self.config.max_input_bytes;
+        let picked: Vec<FileRecord> = files
+            .into_iter()
+            .take_while(|f| match budget.checked_sub(f.file.bytes) {
+                Some(left) => {
+                    budget = left;
+                    true
+                }
+                None => false,
+            })
+            .collect();
+        (picked.len() >= 2).then_some(picked)
+    }
+
+    async fn read(&self, path: &str) -> Result<Vec<RecordBatch>> {
+        let object = |source| Error::Object { path: path.to_string(), source };
+        let bytes: Bytes = self.store.get(&Path::from(path)).await.map_err(object)?.bytes().await.map_err(object)?;
+        let parquet = |source| Error::ReadParquet { path: path.to_string(), source };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?.build().map_err(parquet)?;
+        Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn merge(
+        &self,
+        key: PartitionKey,
+        generation: u64,
+        files: Vec<FileRecord>,
+        report: &mut CompactionReport,
+    ) -> Result<()> {
+        let mut batches = Vec::new();
+        for f in &files {
+            batches.extend(self.read(&f.file.path).await?);
+        }
+        let Some(schema) = batches.first().map(|b| b.schema()) else { return Ok(()) };
+        let merged = concat_batches(&schema, &batches)?;
+        drop(batches);
+        let Some((sorted, _)) = sort_for_parquet(&merged)? else { return Ok(()) };
+        drop(merged);
+        let (unique, dropped) = first_of_each_event(sorted)?;
+        let Some((sorted, stats)) = sort_for_parquet(&unique)? else { return Ok(()) };
+        let data = encode_parquet(&sorted, &self.config.parquet)?;
+        let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
+        let bytes = data.len() as u64;
+        self.store
+            .put(&Path::from(path.as_str()), PutPayload::from(data))
+            .await
+            .map_err(|source| Error::Object { path: path.clone(), source })?;
+        let merged_file = NewFile {
+            table: key.table,
+            hour: key.hour,
+            shard: key.shard,
+            generation,
+            path: path.clone(),
+            min_tenant: stats.min_tenant,
+            max_tenant: stats.max_tenant,
+            min_time_ms: stats.min_time_ms,
+            max_time_ms: stats.max_time_ms,
+            rows: stats.rows,
+            bytes,
+            processor_version: files[0].file.processor_version,
+        };
+        let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
+        match self.catalog.replace_files(&self.config.writer_id, &ids, &[merged_file]).await {
+            Ok(()) => {
+                report.merged += 1;
+                report.files_in += files.len();
+                report.duplicates_dropped += dropped;
+                tracing::info!(
+                    table = key.table.as_str(),
+                    hour = key.hour,
+                    shard = key.shard,
+                    files = files.len(),
+                    rows = stats.rows,
+                    duplicates = dropped,
+                    "merged partition"
+                );
+                Ok(())
+            }
+            Err(CatalogError::FilesGone { .. }) => {
+                report.lost_races += 1;
+                self.delete_quietly(&path).await;
+                Ok(())
+            }
+            Err(e) => {
+                // The commit may have happened despite the error: leave the object; if it is
+                // unreferenced, it only costs space.
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn delete_quietly(&self, path: &str) {
+        match self.store.delete(&Path::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(path, error = %e, "deleting an unreferenced object failed"),
+        }
+    }
+
+    async fn collect_garbage(&self) -> Result<usize> {
+        let mut deleted = 0;
+        loop {
+            let paths = self.catalog.garbage_older_than(self.config.garbage_grace, 500).await?;
+            if paths.is_empty() {
+                return Ok(deleted);
+            }
+            for path in &paths {
+                match self.store.delete(&Path::from(path.as_str())).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(source) => return Err(Error::Object { path: path.clone(), source }),
+                }
+            }
+            self.catalog.forget_garbage(&paths).await?;
+            deleted += paths.len();
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Hourglass background jobs, run by the compactor role (and by `hourglass serve`).
+//!
+//! - [`Compactor`]: merges a partition's small Parquet files into one, dropping events stored
+//!   twice (the same `event_id` of the same tenant, which a client retry routed to two
+//!   ingesters can produce), and swaps the files in the catalog atomically.
+//! - Garbage collection, part of each compaction pass: objects the catalog no longer references
+//!   are deleted once a grace period has passed, so a query that listed them just before they
+//!   were replaced can still read them.
+
+mod compactor;
+mod dedupe;
+
+pub use compactor::{CompactionReport, Compactor, CompactorConfig};
+
+/// Errors of a compaction pass.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The catalog failed.
+    #[error("catalog")]
+    Catalog(#[from] hourglass_catalog::Error),
+    /// Reading or writing an object failed.
+    #[error("object {path}")]
+    Object {
+        /// The object's key.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// A Parquet file could not be read.
+    #[error("reading parquet {path}")]
+    ReadParquet {
+        /// The object's key.
+        path: String,
+        /// The reader's error.
+        source: parquet::errors::ParquetError,
+    },
+    /// Merging batches failed.
+    #[error("merging batches")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Encoding the merged file failed.
+    #[error("encoding the merged file")]
+    Storage(#[from] hourglass_storage::Error),
+}
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

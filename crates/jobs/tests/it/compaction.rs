@@ -1,0 +1,142 @@
+//! Merging, de-duplicating, racing and collecting garbage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use hourglass_catalog::{Catalog, CatalogOptions, FileFilter, NewFile, SqlCatalog};
+use hourglass_jobs::{CompactionReport, Compactor, CompactorConfig};
+use hourglass_storage::{ObjectStoreConfig, ParquetOptions, S3Config, encode_parquet, sort_for_parquet};
+use hourglass_testkit::{PgDatabase, S3Server};
+use hourglass_types::schema::col;
+use hourglass_types::{MockClock, PartitionKey, TableName};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+const HOUR: i64 = 490_000;
+const HOUR_MS: i64 = 3_600_000;
+
+fn batch(tenant: &str, ids: &[&str]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(col::TENANT_ID, DataType::Utf8, false),
+        Field::new(col::TIMESTAMP, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        Field::new(col::EVENT_ID, DataType::Utf8, false),
+    ]));
+    let times = TimestampMillisecondArray::from_iter_values((0..ids.len()).map(|i| HOUR * HOUR_MS + i as i64))
+        .with_timezone("UTC");
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from_iter_values(ids.iter().map(|_| tenant))),
+            Arc::new(times),
+            Arc::new(StringArray::from_iter_values(ids.iter().copied())),
+        ],
+    )
+    .expect("batch")
+}
+
+/// Writes a file the way an ingester persists one and records it in the catalog.
+async fn persist(store: &dyn ObjectStore, catalog: &dyn Catalog, ingester: &str, seq: u64, batch: RecordBatch) {
+    let (sorted, stats) = sort_for_parquet(&batch).expect("sort").expect("rows");
+    let data = encode_parquet(&sorted, &ParquetOptions::default()).expect("encode");
+    let key = PartitionKey { table: TableName::RawEvents, hour: HOUR, shard: 0 };
+    let path = key.file_key(1, &format!("{ingester}-{seq}"));
+    let bytes = data.len() as u64;
+    store.put(&Path::from(path.as_str()), PutPayload::from(data)).await.expect("put");
+    let file = NewFile {
+        table: TableName::RawEvents,
+        hour: HOUR,
+        shard: 0,
+        generation: 1,
+        path,
+        min_tenant: stats.min_tenant,
+        max_tenant: stats.max_tenant,
+        min_time_ms: stats.min_time_ms,
+        max_time_ms: stats.max_time_ms,
+        rows: stats.rows,
+        bytes,
+        processor_version: None,
+    };
+    catalog.commit_persist(ingester, seq, &[file]).await.expect("commit");
+}
+
+async fn raw_files(catalog: &dyn Catalog) -> Vec<(String, u64)> {
+    let filter = FileFilter { table: TableName::RawEvents, tenant: None, min_time_ms: None, max_time_ms: None };
+    catalog.list_files(&filter).await.expect("list").files.into_iter().map(|f| (f.file.path, f.file.rows)).collect()
+}
+
+async fn merges_dedupes_and_collects_garbage(store: Arc<dyn ObjectStore>, catalog: Arc<dyn Catalog>) {
+    // A client retry that two ingesters both stored: "b" is in two files.
+    persist(store.as_ref(), catalog.as_ref(), "ingester-0", 1, batch("shop", &["a", "b"])).await;
+    persist(store.as_ref(), catalog.as_ref(), "ingester-1", 1, batch("shop", &["b", "c"])).await;
+    persist(store.as_ref(), catalog.as_ref(), "ingester-0", 2, batch("other", &["b"])).await;
+    let old_paths: Vec<String> = raw_files(catalog.as_ref()).await.into_iter().map(|(p, _)| p).collect();
+
+    let clock = MockClock::new((HOUR + 1) * HOUR_MS + 60_000);
+    let config = CompactorConfig {
+        min_age: Duration::from_secs(30),
+        garbage_grace: Duration::from_secs(600),
+        ..CompactorConfig::default()
+    };
+    let compactor = Compactor::new(config.clone(), Arc::clone(&store), Arc::clone(&catalog), Arc::new(clock.clone()));
+    let report = compactor.run_once().await.expect("pass");
+    assert_eq!(
+        report,
+        CompactionReport { merged: 1, files_in: 3, duplicates_dropped: 1, lost_races: 0, garbage_deleted: 0 }
+    );
+    let files = raw_files(catalog.as_ref()).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1, 4, "a, b, c of shop and b of other");
+    for path in &old_paths {
+        store.head(&Path::from(path.as_str())).await.expect("replaced files stay readable during the grace period");
+    }
+
+    assert_eq!(compactor.run_once().await.expect("pass"), CompactionReport::default(), "nothing left to do");
+    // Once the grace period is over, the replaced objects go.
+    let impatient = CompactorConfig { garbage_grace: Duration::ZERO, ..config };
+    let compactor = Compactor::new(impatient, Arc::clone(&store), Arc::clone(&catalog), Arc::new(clock));
+    assert_eq!(compactor.run_once().await.expect("pass").garbage_deleted, 3);
+    for path in &old_paths {
+        let err = store.head(&Path::from(path.as_str())).await.expect_err("collected");
+        assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
+    }
+    store.head(&Path::from(files[0].0.as_str())).await.expect("the merged file stays");
+}
+
+#[tokio::test]
+async fn merges_in_memory() {
+    let store = ObjectStoreConfig::Memory.build().expect("store");
+    let catalog: Arc<dyn Catalog> = Arc::new(SqlCatalog::in_memory().await.expect("catalog"));
+    merges_dedupes_and_collects_garbage(store, catalog).await;
+}
+
+#[tokio::test]
+async fn merges_on_s3_and_postgres() {
+    let s3 = S3Server::start().await;
+    let pg = PgDatabase::create().await;
+    let mut config = S3Config::new(s3.bucket());
+    config.endpoint = Some(s3.endpoint().to_string());
+    config.access_key = Some(("hourglass-test".to_string(), "hourglass-test-secret".to_string()));
+    let store = ObjectStoreConfig::S3(config).build().expect("store");
+    let catalog: Arc<dyn Catalog> =
+        Arc::new(SqlCatalog::open(pg.url(), &CatalogOptions::default()).await.expect("catalog"));
+    merges_dedupes_and_collects_garbage(store, catalog).await;
+}
+
+#[tokio::test]
+async fn young_partitions_wait_for_enough_files() {
+    let store = ObjectStoreConfig::Memory.build().expect("store");
+    let catalog: Arc<dyn Catalog> = Arc::new(SqlCatalog::in_memory().await.expect("catalog"));
+    for seq in 1..=3 {
+        persist(store.as_ref(), catalog.as_ref(), "ingester-0", seq, batch("shop", &[&format!("e{seq}")])).await;
+    }
+    // Still inside the hour: three files are fewer than max_open_files.
+    let clock = MockClock::new(HOUR * HOUR_MS + 1_000);
+    let config = CompactorConfig { max_open_files: 4, ..CompactorConfig::default() };
+    let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(clock));
+    assert_eq!(compactor.run_once().await.expect("pass").merged, 0);
+    persist(store.as_ref(), catalog.as_ref(), "ingester-0", 4, batch("shop", &["e4"])).await;
+    assert_eq!(compactor.run_once().await.expect("pass").merged, 1);
+    assert_eq!(raw_files(catalog.as_ref()).await, vec![(raw_files(catalog.as_ref()).await[0].0.clone(), 4)]);
+}

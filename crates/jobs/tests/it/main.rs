@@ -1,0 +1,4 @@
+//! The compactor over an in-memory store and catalog, and over a real S3-protocol server and
+//! PostgreSQL.
+
+mod compaction;
