@@ -68,17 +68,16 @@ impl FlightService for BufferService {
             .snapshot(table, &tenant, from_ms, to_ms)
             .await
             .map_err(|e| Status::unavailable(format!("buffer snapshot failed: {e}")))?;
-        let messages = stream::iter(chunks).flat_map(|chunk| {
-            let marker = FlightData {
-                app_metadata: ChunkMetadata { ingester_id: chunk.ingester_id, max_seq: chunk.max_seq }
-                    .encode_to_vec()
-                    .into(),
-                ..FlightData::default()
-            };
-            let batches = FlightDataEncoderBuilder::new()
+        // Each chunk is its own Flight stream: a schema message carrying the chunk's metadata,
+        // then its batches. Chunks without rows are left out.
+        let messages = stream::iter(chunks.into_iter().filter(|c| !c.batches.is_empty())).flat_map(|chunk| {
+            let metadata = ChunkMetadata { ingester_id: chunk.ingester_id, max_seq: chunk.max_seq }.encode_to_vec();
+            let schema = chunk.batches[0].schema();
+            FlightDataEncoderBuilder::new()
+                .with_metadata(metadata.into())
+                .with_schema(schema)
                 .build(stream::iter(chunk.batches.into_iter().map(Ok)))
-                .map_err(|e| Status::internal(format!("encoding buffered batches: {e}")));
-            stream::once(async move { Ok(marker) }).chain(batches)
+                .map_err(|e| Status::internal(format!("encoding buffered batches: {e}")))
         });
         Ok(Response::new(messages.boxed()))
     }

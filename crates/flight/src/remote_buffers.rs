@@ -78,7 +78,8 @@ impl RemoteBuffers {
             decoder.try_next().await.map_err(|source| Error::Decode { ingester: ingester.clone(), source })?
         {
             match message.payload {
-                DecodedPayload::None => {
+                // Every chunk starts with a schema message carrying its metadata.
+                DecodedPayload::Schema(_) => {
                     let meta = ChunkMetadata::decode(message.inner.app_metadata.as_ref()).map_err(|_| {
                         Error::Protocol { ingester: ingester.clone(), what: "undecodable chunk metadata" }
                     })?;
@@ -92,7 +93,7 @@ impl RemoteBuffers {
                     Some(chunk) => chunk.batches.push(batch),
                     None => return Err(Error::Protocol { ingester, what: "a batch before any chunk metadata" }),
                 },
-                DecodedPayload::Schema(_) => {}
+                DecodedPayload::None => {}
             }
         }
         Ok(chunks)

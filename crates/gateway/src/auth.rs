@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use hourglass_catalog::{Catalog, Principal, secret};
+use hourglass_query::Scope;
 use hourglass_types::{ErrorKind, TenantId};
 
 use crate::error::ApiError;
@@ -63,10 +64,14 @@ impl Authenticator {
         }
     }
 
-    pub(crate) async fn reader(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
+    /// A tenant's read token (its rows) or the admin token (the `system.*` tables).
+    pub(crate) async fn query_scope(&self, headers: &HeaderMap) -> Result<Scope, ApiError> {
         match self.principal(headers).await? {
-            Principal::Reader(t) => Ok(t),
-            _ => Err(ApiError::new(ErrorKind::PermissionDenied, "queries need a tenant read token")),
+            Principal::Reader(t) => Ok(Scope::Tenant(t)),
+            Principal::Admin => Ok(Scope::Admin),
+            Principal::Writer(_) => {
+                Err(ApiError::new(ErrorKind::PermissionDenied, "queries need a tenant read token, not a write key"))
+            }
         }
     }
 }

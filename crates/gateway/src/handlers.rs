@@ -150,7 +150,7 @@ struct QueryRequest {
 }
 
 pub(crate) async fn query(State(gw): Shared, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let tenant = gw.auth.reader(&headers).await?;
+    let scope = gw.auth.query_scope(&headers).await?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept).ok_or_else(|| {
         ApiError::new(
@@ -169,7 +169,7 @@ pub(crate) async fn query(State(gw): Shared, headers: HeaderMap, body: Body) -> 
         .query_slots
         .try_acquire()
         .map_err(|_| ApiError::new(ErrorKind::ResourceExhausted, "too many queries running; retry shortly"))?;
-    let result = querier.query(&tenant, &request.sql).await?;
+    let result = querier.query_as(&scope, &request.sql).await?;
     let encoded = format
         .encode(&result.schema, &result.batches)
         .map_err(|e| ApiError::new(ErrorKind::Internal, format!("encoding the result: {e}")))?;

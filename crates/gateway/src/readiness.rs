@@ -49,7 +49,7 @@ impl Readiness {
     /// A process that is starting.
     pub fn new() -> Self {
         let readiness = Self { held: Default::default() };
-        readiness.set(Condition::Starting, true);
+        readiness.held[Condition::Starting as usize].store(true, Ordering::SeqCst);
         readiness
     }
 

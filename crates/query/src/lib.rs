@@ -11,12 +11,13 @@ mod buffer_source;
 mod error;
 pub mod metrics;
 mod querier;
+mod system_tables;
 mod table;
 mod tenant_scope;
 mod time_bounds;
 
 pub use buffer_source::{BufferSource, BufferedChunk};
 pub use error::{Error, Result};
-pub use querier::{Querier, QueryConfig, QueryResult};
+pub use querier::{Querier, QueryConfig, QueryResult, Scope};
 pub use table::TenantTable;
 pub use time_bounds::TimeBounds;

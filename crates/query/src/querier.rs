@@ -16,7 +16,7 @@ use object_store::ObjectStore;
 
 use crate::buffer_source::BufferSource;
 use crate::table::TenantTable;
-use crate::{Error, Result, metrics};
+use crate::{Error, Result, metrics, system_tables};
 
 /// Querier settings.
 #[derive(Debug, Clone)]
@@ -44,6 +44,15 @@ impl Default for QueryConfig {
             timeout: std::time::Duration::from_secs(60),
         }
     }
+}
+
+/// Whose query it is: what its session can see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// A merchant: its own rows of `events` and `raw_events`, nothing else.
+    Tenant(TenantId),
+    /// The deployment's admin: the `system.*` tables, and no tenant's rows.
+    Admin,
 }
 
 /// A query's complete result.
@@ -91,12 +100,32 @@ impl Querier {
         self.config.max_result_bytes
     }
 
-    /// A session that sees only `tenant`'s rows of `events` and `raw_events`.
-    pub fn session(&self, tenant: &TenantId) -> Result<SessionContext> {
+    fn context(&self) -> SessionContext {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(self.config.target_partitions.max(1));
-        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime))
+    }
+
+    /// A session for `scope`: a tenant's rows of `events` and `raw_events`, or the admin's
+    /// `system.*` tables.
+    pub async fn session_for(&self, scope: &Scope) -> Result<SessionContext> {
+        match scope {
+            Scope::Tenant(tenant) => self.session(tenant),
+            Scope::Admin => {
+                let ctx = self.context();
+                let schema = system_tables::system_schema(self.catalog.as_ref()).await?;
+                if let Some(catalog) = ctx.catalog("datafusion") {
+                    catalog.register_schema("system", schema)?;
+                }
+                Ok(ctx)
+            }
+        }
+    }
+
+    /// A session that sees only `tenant`'s rows of `events` and `raw_events`.
+    pub fn session(&self, tenant: &TenantId) -> Result<SessionContext> {
+        let ctx = self.context();
         for table in TableName::ALL {
             let provider = TenantTable::new(
                 table,
@@ -120,8 +149,13 @@ impl Querier {
     /// The query runs on the CPU runtime; it is cancelled when it exceeds the configured
     /// timeout or when the returned future is dropped (the client went away).
     pub async fn query(&self, tenant: &TenantId, sql: &str) -> Result<QueryResult> {
+        self.query_as(&Scope::Tenant(tenant.clone()), sql).await
+    }
+
+    /// Runs one read-only SQL statement in `scope`; see [`Querier::query`].
+    pub async fn query_as(&self, scope: &Scope, sql: &str) -> Result<QueryResult> {
         let started = Instant::now();
-        let ctx = self.session(tenant)?;
+        let ctx = self.session_for(scope).await?;
         let sql = sql.to_string();
         let limit = self.config.max_result_bytes;
         let run = async move {

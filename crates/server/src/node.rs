@@ -25,8 +25,11 @@ use object_store::ObjectStore;
 use crate::cli::{CompactArgs, ForwardArgs, IngestArgs, NodeArgs, ObjectStoreKind, QueryEngineArgs, StorageArgs};
 
 /// Hands the in-process ingester's buffer to the querier.
-#[derive(Debug)]
-struct LocalBuffer(Arc<Ingester>);
+/// Hands the in-process ingester's buffer to a querier (in process, or over Flight). Until
+/// the ingester has replayed its WAL the buffer is unavailable, so readers fail (and retry)
+/// rather than miss acknowledged events.
+#[derive(Debug, Default)]
+struct LocalBuffer(std::sync::OnceLock<Arc<Ingester>>);
 
 #[async_trait]
 impl BufferSource for LocalBuffer {
@@ -37,10 +40,10 @@ impl BufferSource for LocalBuffer {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<BufferedChunk>, Box<dyn std::error::Error + Send + Sync>> {
-        let id = self.0.ingester_id().to_string();
+        let ingester = self.0.get().ok_or("the ingester is still replaying its WAL")?;
+        let id = ingester.ingester_id().to_string();
         let last_ms = to_ms.saturating_sub(1).max(from_ms);
-        Ok(self
-            .0
+        Ok(ingester
             .snapshot(table, tenant, from_ms, last_ms)?
             .into_iter()
             .map(|c| BufferedChunk { ingester_id: id.clone(), max_seq: c.max_seq, batches: c.batches })
@@ -313,15 +316,12 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
     let claim_lease = if plan.standalone { Duration::ZERO } else { *node.node_lease };
     let membership = Membership::join(Arc::clone(&catalog), me, *node.node_lease, claim_lease).await?;
 
-    let ingester = match ingest_config {
-        Some(config) => {
-            Some(Ingester::start(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock)).await?)
-        }
-        None => None,
-    };
-    let flight = match (grpc_listener, &ingester, &secret) {
-        (Some(listener), Some(ingester), Some(secret)) => {
-            let service = BufferService::new(Arc::new(LocalBuffer(Arc::clone(ingester))), secret.clone());
+    // The buffer service answers from the moment the node is listed, failing reads until the
+    // WAL has replayed, so that no querier waits on a silent port.
+    let local_buffer = Arc::new(LocalBuffer::default());
+    let flight = match (grpc_listener, &secret) {
+        (Some(listener), Some(secret)) => {
+            let service = BufferService::new(Arc::clone(&local_buffer) as Arc<dyn BufferSource>, secret.clone());
             let flight_stop = Arc::new(tokio::sync::Notify::new());
             let notified = Arc::clone(&flight_stop);
             let task = tokio::spawn(async move {
@@ -336,11 +336,20 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         }
         _ => None,
     };
+    let ingester = match ingest_config {
+        Some(config) => {
+            let ingester =
+                Ingester::start(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock)).await?;
+            let _ = local_buffer.0.set(Arc::clone(&ingester));
+            Some(ingester)
+        }
+        None => None,
+    };
 
     let querier = match &plan.querier {
         Some(args) => {
             let buffers: Vec<Arc<dyn BufferSource>> = match (&ingester, &secret) {
-                (Some(local), _) => vec![Arc::new(LocalBuffer(Arc::clone(local)))],
+                (Some(_), _) => vec![Arc::clone(&local_buffer) as Arc<dyn BufferSource>],
                 (None, Some(secret)) => {
                     vec![Arc::new(RemoteBuffers::new(Arc::clone(&membership), secret.clone(), *args.query_timeout))]
                 }

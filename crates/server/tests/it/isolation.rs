@@ -94,6 +94,18 @@ async fn tokens_only_do_their_job() {
     assert_eq!(status_of(reader.create_tenant("other").await), 403);
     assert_eq!(status_of(server.anonymous().flush().await), 401);
 
+    // system.* is the admin's, and the admin reads no tenant's rows.
+    for sql in ["SELECT * FROM system.files", "SELECT * FROM system.nodes", "SELECT * FROM system.partitions"] {
+        let status = status_of(reader.query_json(sql).await);
+        assert!(status == 400 || status == 404, "{sql}: {status}");
+        server.admin().query_json(sql).await.unwrap_or_else(|e| panic!("admin {sql}: {e}"));
+    }
+    let status = status_of(server.admin().query_json("SELECT count(*) FROM events").await);
+    assert!(status == 400 || status == 404, "the admin read tenant rows: {status}");
+    let nodes = server.admin().query_json("SELECT id, roles FROM system.nodes").await.expect("nodes");
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(nodes[0]["roles"], "ingester,querier,compactor,gateway");
+
     // Tenant creation: 201 with credentials, 409 for a taken id, 400 for a bad one.
     assert!(creds.write_key.starts_with("hgw_") && creds.read_token.starts_with("hgr_"));
     assert_eq!(status_of(server.admin().create_tenant("tok").await), 409);

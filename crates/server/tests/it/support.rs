@@ -19,6 +19,7 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     stdout_path: PathBuf,
     stderr_path: PathBuf,
+    role: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
     pub url: String,
@@ -40,6 +41,11 @@ impl TestServer {
 
     /// Starts a server with extra `serve` flags and environment variables.
     pub fn start_with(args: &[String], env: &[(String, String)]) -> Self {
+        Self::start_role("serve", args, env)
+    }
+
+    /// Starts `hourglass ROLE` (`serve`, `ingester`, `querier`, `compactor`, `gateway`).
+    pub fn start_role(role: &str, args: &[String], env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
         let mut server = Self {
@@ -48,6 +54,7 @@ impl TestServer {
             stderr_path: dir.path().join("stderr.log"),
             _dir: dir,
             data_dir,
+            role: role.to_string(),
             args: args.to_vec(),
             env: env.to_vec(),
             url: String::new(),
@@ -60,7 +67,7 @@ impl TestServer {
         let offset = std::fs::metadata(&self.stdout_path).map(|m| m.len()).unwrap_or(0);
         let open = |p: &Path| -> File { OpenOptions::new().create(true).append(true).open(p).expect("log file") };
         let child = Command::new(env!("CARGO_BIN_EXE_hourglass"))
-            .arg("serve")
+            .arg(&self.role)
             .args(["--http-addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
             .arg("--data-dir")
             .arg(&self.data_dir)
