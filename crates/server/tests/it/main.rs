@@ -3,6 +3,7 @@
 //! where durability is the point.
 
 mod bad_input;
+mod chaos;
 mod cli;
 mod cluster;
 mod durability;
