@@ -184,3 +184,17 @@ async fn cluster_survives_kills_behind_haproxy() {
 fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
+
+#[test]
+fn deploy_haproxy_config_is_valid() {
+    let output = Command::new("haproxy")
+        .args(["-c", "-f", concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/haproxy.cfg")])
+        .output()
+        .expect("haproxy (scripts/test-deps installs it)");
+    assert!(
+        output.status.success(),
+        "haproxy -c rejected deploy/haproxy.cfg:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
