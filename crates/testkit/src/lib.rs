@@ -5,16 +5,19 @@
 //! - [`PgDatabase`]: a fresh PostgreSQL database on the server named by
 //!   `HOURGLASS_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped
 //!   when the fixture is.
+//! - [`PgCluster`]: a PostgreSQL server of the test's own, to stop and restart.
 //! - [`TcpProxy`]: a loopback proxy a test cuts to make a server unreachable for a while.
 //!
 //! Both fail loudly when their server is missing: a suite that silently skips its S3 or
 //! PostgreSQL half would prove nothing. `scripts/test-deps` installs and starts them.
 
 mod pg;
+mod pg_cluster;
 mod proxy;
 mod s3;
 
 pub use pg::PgDatabase;
+pub use pg_cluster::PgCluster;
 pub use proxy::TcpProxy;
 pub use s3::S3Server;
 

@@ -97,9 +97,13 @@ async fn cluster_survives_kills_behind_haproxy() {
     let mut tenants = Vec::new();
     for t in 0..TENANTS {
         let body = format!("{{\"id\":\"chaos-{t}\"}}");
-        let created = post_until_ok(&http, &format!("{}/api/v1/admin/tenants", haproxy.url), ADMIN_TOKEN, body, &retries).await;
+        let created =
+            post_until_ok(&http, &format!("{}/api/v1/admin/tenants", haproxy.url), ADMIN_TOKEN, body, &retries).await;
         let creds: serde_json::Value = serde_json::from_str(&created).expect("credentials");
-        tenants.push((creds["write_key"].as_str().expect("key").to_string(), creds["read_token"].as_str().expect("token").to_string()));
+        tenants.push((
+            creds["write_key"].as_str().expect("key").to_string(),
+            creds["read_token"].as_str().expect("token").to_string(),
+        ));
     }
     retries.store(0, Ordering::Relaxed);
 
@@ -123,12 +127,24 @@ async fn cluster_survives_kills_behind_haproxy() {
         }));
     }
     let queries = {
-        let (http, url, token, stop, retries) =
-            (http.clone(), format!("{}/api/v1/query", haproxy.url), tenants[0].1.clone(), stop.clone(), retries.clone());
+        let (http, url, token, stop, retries) = (
+            http.clone(),
+            format!("{}/api/v1/query", haproxy.url),
+            tenants[0].1.clone(),
+            stop.clone(),
+            retries.clone(),
+        );
         tokio::spawn(async move {
             let mut answered = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                post_until_ok(&http, &url, &token, r#"{"sql":"SELECT count(*) AS n FROM events"}"#.to_string(), &retries).await;
+                post_until_ok(
+                    &http,
+                    &url,
+                    &token,
+                    r#"{"sql":"SELECT count(*) AS n FROM events"}"#.to_string(),
+                    &retries,
+                )
+                .await;
                 answered += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -26,7 +26,7 @@ async fn sigkill_loses_no_acknowledged_event() {
 async fn sigkill_loses_no_acknowledged_event_on_s3_and_postgres() {
     let s3 = S3Server::start().await;
     let pg = PgDatabase::create().await;
-    let (args, env) = s3_and_postgres(&s3, s3.endpoint(), &pg);
+    let (args, env) = s3_and_postgres(&s3, s3.endpoint(), pg.url());
     sigkill_scenario(args, env).await;
 }
 

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hourglass_client::Client;
-use hourglass_testkit::{PgDatabase, S3Server};
+use hourglass_testkit::S3Server;
 use tempfile::TempDir;
 
 /// The admin token every test server accepts.
@@ -27,8 +27,8 @@ pub struct TestServer {
 
 /// Flags and environment that put a server's state on a real S3-protocol server and a real
 /// PostgreSQL catalog.
-pub fn s3_and_postgres(s3: &S3Server, endpoint: &str, pg: &PgDatabase) -> (Vec<String>, Vec<(String, String)>) {
-    let args = ["--object-store", "s3", "--bucket", s3.bucket(), "--endpoint", endpoint, "--catalog", pg.url()];
+pub fn s3_and_postgres(s3: &S3Server, endpoint: &str, catalog: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let args = ["--object-store", "s3", "--bucket", s3.bucket(), "--endpoint", endpoint, "--catalog", catalog];
     let env = s3.aws_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     (args.iter().map(|s| s.to_string()).collect(), env)
 }
