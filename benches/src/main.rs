@@ -32,6 +32,14 @@ struct Args {
     /// the query comparison.
     #[arg(long)]
     query_only: bool,
+    /// Run against a loopback cluster (ingesters, a querier and a gateway as separate processes
+    /// on moto and PostgreSQL, which must be installed: scripts/test-deps) instead of one
+    /// `hourglass serve`.
+    #[arg(long)]
+    cluster: bool,
+    /// Ingesters of the --cluster.
+    #[arg(long, default_value_t = 2)]
+    ingesters: usize,
     /// Path of the `hourglass` binary (default: next to this one).
     #[arg(long)]
     hourglass: Option<std::path::PathBuf>,
@@ -54,7 +62,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("hourglass"),
     };
-    let server = server::Server::start(&binary)?;
+    let server = if args.cluster {
+        server::Server::start_cluster(&binary, args.ingesters).await?
+    } else {
+        server::Server::start(&binary)?
+    };
+    println!("# Hourglass benchmark\n\nSetup: {}.\n", server.description);
     let tenants = data::Tenants::create(&server, args.tenants).await?;
     let mut loaded = 0usize;
 
@@ -70,6 +83,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("\n## Query latency, {loaded} events\n");
         query::compare(&server, &tenants, args.runs).await?;
     }
+    eprintln!("logs: {}", server.log_dir().display());
     drop(server);
     Ok(())
 }
@@ -86,9 +100,9 @@ async fn ingest_report(
         args.runs, args.ingest_events, args.tenants
     );
     println!(
-        "| clients | events/request | events/s | requests/s | requests per WAL sync | mean sync ms | server CPU µs/event |"
+        "| clients | events/request | events/s | requests/s | requests per WAL sync | mean sync ms | server CPU µs/event | object-store PUTs per million events |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (clients, batch) in [(1, 100), (1, 1000), (16, 100), (16, 1000)] {
         let before = server::wal_counters(server).await?;
         let cpu_before = server.cpu_seconds();
@@ -105,11 +119,12 @@ async fn ingest_report(
         let syncs = (after.1 - before.1).max(1.0);
         let events = (args.ingest_events * args.runs) as f64;
         println!(
-            "| {clients} | {batch} | {events_per_s:.0} | {:.0} | {:.1} | {:.2} | {:.1} |",
+            "| {clients} | {batch} | {events_per_s:.0} | {:.0} | {:.1} | {:.2} | {:.1} | {:.0} |",
             events_per_s / batch as f64,
             (after.0 - before.0) / syncs,
             (after.2 - before.2) * 1000.0 / syncs,
-            cpu * 1e6 / events
+            cpu * 1e6 / events,
+            (after.3 - before.3) * 1e6 / events
         );
     }
 

@@ -1,12 +1,15 @@
 //! Query latency: Hourglass over HTTP against bare DataFusion over the same Parquet files.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
 
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::data::Tenants;
 use crate::median;
-use crate::server::Server;
+use crate::server::{ParquetHome, Server};
 
 /// (name, Hourglass SQL, bare DataFusion SQL over all tenants' rows).
 const QUERIES: [(&str, &str, &str); 3] = [
@@ -39,18 +42,29 @@ where
 }
 
 pub(crate) async fn compare(server: &Server, tenants: &Tenants, runs: usize) -> anyhow::Result<()> {
-    let events_dir = server.data_dir.join("objects").join("events");
-    let files = walk(&events_dir);
-    let bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores));
-    let url = format!("{}/", events_dir.display());
+    let (url, files, bytes) = match &server.parquet {
+        ParquetHome::Local(objects) => {
+            let events_dir = objects.join("events");
+            let files = walk(&events_dir);
+            let bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+            (format!("{}/", events_dir.display()), files.len(), bytes)
+        }
+        ParquetHome::S3 { bucket, store } => {
+            let base = url::Url::parse(&format!("s3://{bucket}"))?;
+            ctx.register_object_store(&base, Arc::clone(store));
+            let listed: Vec<_> = store.list(Some(&"events".into())).try_collect().await?;
+            let parquet: Vec<_> = listed.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).collect();
+            (format!("s3://{bucket}/events/"), parquet.len(), parquet.iter().map(|m| m.size).sum())
+        }
+    };
     ctx.register_parquet("events", &url, ParquetReadOptions::default()).await?;
     let total: usize =
         tenants.reader.query_json("SELECT count(*) AS n FROM events").await?[0]["n"].as_u64().unwrap_or(0) as usize;
     println!(
         "Tenant t000 holds {total} of the events; {} Parquet files, {:.1} MiB. Median of {runs} warm runs.\n",
-        files.len(),
+        files,
         bytes as f64 / 1048576.0
     );
     println!("| query | Hourglass (HTTP, JSON) ms | bare DataFusion ms | ratio |");

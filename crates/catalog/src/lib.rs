@@ -280,6 +280,10 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Every node that ever announced itself and has not left.
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
 
+    /// Forgets nodes whose last heartbeat is older than `age` (crashed processes that never
+    /// left, replaced pods); returns how many.
+    async fn forget_nodes_older_than(&self, age: Duration) -> Result<u64>;
+
     /// Up to `limit` objects queued as garbage at least `grace` ago (by the catalog's clock, the
     /// one that stamped them): no reader can still be using them.
     async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>>;

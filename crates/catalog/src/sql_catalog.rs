@@ -422,6 +422,16 @@ impl Catalog for SqlCatalog {
         rows.iter().map(node_from_row).collect()
     }
 
+    async fn forget_nodes_older_than(&self, age: Duration) -> Result<u64> {
+        let removed = sqlx::query("DELETE FROM nodes WHERE heartbeat_at < $1")
+            .bind(now_ms() - age.as_millis() as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("forgetting stale nodes"))?
+            .rows_affected();
+        Ok(removed)
+    }
+
     async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
         sqlx::query_scalar("SELECT path FROM garbage WHERE removed_at <= $1 ORDER BY removed_at LIMIT $2")
             .bind(now_ms() - grace.as_millis() as i64)

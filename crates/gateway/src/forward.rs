@@ -131,7 +131,11 @@ impl ClusterRoutes {
     /// Asks every live ingester to persist its buffer now.
     pub(crate) async fn flush(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let forwarded = [header::AUTHORIZATION];
-        for (id, base) in self.live(role::INGESTER) {
+        let live = self.live(role::INGESTER);
+        if live.is_empty() {
+            return Err(no_node("ingester", &[]));
+        }
+        for (id, base) in live {
             match self.attempt(format!("{base}/api/v1/admin/flush"), headers, &forwarded, Bytes::new(), false).await {
                 Attempt::Answered(response) if response.status().is_success() => {}
                 Attempt::Answered(response) => {

@@ -63,3 +63,45 @@ async fn delegate(State(s): State<Startup>, request: Request<Body>) -> Response 
         None => ApiError::new(ErrorKind::Unavailable, "starting: replaying the WAL").into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use axum::http::Request as HttpRequest;
+
+    use super::*;
+    use crate::readiness::Condition;
+
+    async fn call(router: &Router, path: &str) -> (StatusCode, String) {
+        let request = HttpRequest::builder().uri(path).body(Body::empty()).expect("request");
+        let response = router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, String::from_utf8_lossy(&body).to_string())
+    }
+
+    #[tokio::test]
+    async fn answers_health_at_once_and_the_api_once_started() {
+        let readiness = Arc::new(Readiness::new());
+        let app: LateRouter = Arc::default();
+        let router = startup_router(Arc::clone(&readiness), Arc::clone(&app));
+
+        assert_eq!(call(&router, "/health").await.0, StatusCode::OK);
+        let (status, body) = call(&router, "/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("replaying the WAL"), "{body}");
+        assert_eq!(call(&router, "/api/v1/anything").await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+        let api = Router::new().route("/api/v1/anything", get(|| async { "served" }));
+        assert!(app.set(api).is_ok());
+        readiness.set(Condition::Starting, false);
+        assert_eq!(call(&router, "/ready").await, (StatusCode::OK, r#"{"status":"ready"}"#.to_string()));
+        assert_eq!(call(&router, "/api/v1/anything").await, (StatusCode::OK, "served".to_string()));
+
+        readiness.set(Condition::CatalogUnreachable, true);
+        readiness.set(Condition::Draining, true);
+        let (status, body) = call(&router, "/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("catalog unreachable") && body.contains("shutting down"), "{body}");
+    }
+}

@@ -19,6 +19,9 @@ use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// Nodes silent this long are removed from `system.nodes` (their WAL, if any, stays).
+const FORGET_NODES_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// When and how much the compactor merges.
 #[derive(Debug, Clone)]
 pub struct CompactorConfig {
@@ -125,6 +128,10 @@ impl Compactor {
             }
         }
         report.garbage_deleted = self.collect_garbage().await?;
+        let forgotten = self.catalog.forget_nodes_older_than(FORGET_NODES_AFTER).await?;
+        if forgotten > 0 {
+            tracing::info!(nodes = forgotten, "forgot nodes silent for a day");
+        }
         Ok(report)
     }
 

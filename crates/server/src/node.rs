@@ -132,7 +132,7 @@ pub(crate) async fn wait_for_store(store: &dyn ObjectStore, describe: &str) {
 pub(crate) fn spawn_dependency_monitor(
     readiness: Arc<Readiness>,
     catalog: Arc<dyn Catalog>,
-    store: Arc<dyn ObjectStore>,
+    store: Option<Arc<dyn ObjectStore>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -142,11 +142,11 @@ pub(crate) fn spawn_dependency_monitor(
             let timeout = Duration::from_secs(3);
             let catalog_ok = matches!(tokio::time::timeout(timeout, catalog.ping()).await, Ok(Ok(())));
             readiness.set(Condition::CatalogUnreachable, !catalog_ok);
-            let store_ok = matches!(
-                tokio::time::timeout(timeout, hourglass_storage::probe(store.as_ref(), "wal")).await,
-                Ok(Ok(()))
-            );
-            readiness.set(Condition::ObjectStoreUnreachable, !store_ok);
+            if let Some(store) = &store {
+                let probe = hourglass_storage::probe(store.as_ref(), "wal");
+                let store_ok = matches!(tokio::time::timeout(timeout, probe).await, Ok(Ok(())));
+                readiness.set(Condition::ObjectStoreUnreachable, !store_ok);
+            }
         }
     })
 }
@@ -277,8 +277,13 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
     let host = advertised_host(node, http_addr);
     let flight_url = grpc_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| url(&host, a.port()));
 
+    // A gateway only forwards: it never touches the object store, so it neither waits for it
+    // nor reports it in /ready.
+    let uses_store = plan.ingester.is_some() || plan.querier.is_some() || plan.compactor.is_some();
     let store = store_config.build()?;
-    wait_for_store(store.as_ref(), &store_config.describe()).await;
+    if uses_store {
+        wait_for_store(store.as_ref(), &store_config.describe()).await;
+    }
     let catalog = open_catalog(&catalog_url, node.storage.catalog_max_connections).await?;
     match &node.admin_token {
         Some(token) => catalog.add_admin_token(&secret::hash(token)).await?,
@@ -289,7 +294,8 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         }
         None => {}
     }
-    let monitor = spawn_dependency_monitor(Arc::clone(&readiness), Arc::clone(&catalog), Arc::clone(&store));
+    let monitor =
+        spawn_dependency_monitor(Arc::clone(&readiness), Arc::clone(&catalog), uses_store.then(|| Arc::clone(&store)));
 
     let node_id = match (&ingest_config, &node.node_id) {
         (Some(c), Some(id)) if id != &c.ingester_id => {

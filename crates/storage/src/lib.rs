@@ -5,6 +5,7 @@
 //! [`object_store::ObjectStore`] abstraction, so the same code runs on a local directory in
 //! embedded mode and on any S3-compatible service in a cluster.
 
+pub mod counted;
 mod durable_local;
 mod parquet_file;
 
@@ -137,16 +138,18 @@ impl S3Config {
 }
 
 impl ObjectStoreConfig {
-    /// Builds the store described by this configuration.
+    /// Builds the store described by this configuration; its requests are counted in
+    /// [`counted`]'s metrics.
     pub fn build(&self) -> Result<Arc<dyn ObjectStore>> {
-        match self {
+        let store: Arc<dyn ObjectStore> = match self {
             Self::Local { dir } => {
                 std::fs::create_dir_all(dir).map_err(|source| Error::DataDir { dir: dir.clone(), source })?;
-                Ok(Arc::new(DurableLocalFileSystem::new(dir)?))
+                Arc::new(DurableLocalFileSystem::new(dir)?)
             }
-            Self::S3(config) => config.build(),
-            Self::Memory => Ok(Arc::new(InMemory::new())),
-        }
+            Self::S3(config) => config.build()?,
+            Self::Memory => Arc::new(InMemory::new()),
+        };
+        Ok(Arc::new(counted::CountedStore(store)))
     }
 
     /// A short description for logs and `system.nodes`, with no secrets in it.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// Forwards connections to a target until [`TcpProxy::cut`]; while cut, new connections are
+/// Forwards connections to a target until [`TcpProxy::set_cut`]; while cut, new connections are
 /// closed at once and open ones are dropped.
 pub struct TcpProxy {
     addr: SocketAddr,

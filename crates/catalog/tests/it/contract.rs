@@ -162,6 +162,13 @@ async fn node_ids_are_leased(fx: Fixture) {
     assert_eq!(cat.list_nodes().await.expect("nodes")[0].info.incarnation, "second");
     cat.leave("ingester-0", "second").await.expect("leave");
     assert!(cat.list_nodes().await.expect("nodes").is_empty());
+
+    // Nodes that never left are forgotten once their heartbeat is old enough.
+    cat.heartbeat(&node("querier-gone", "x"), lease).await.expect("announce");
+    assert_eq!(cat.forget_nodes_older_than(Duration::from_secs(3600)).await.expect("forget"), 0);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(cat.forget_nodes_older_than(Duration::from_millis(1)).await.expect("forget"), 1);
+    assert!(cat.list_nodes().await.expect("nodes").is_empty());
 }
 
 on_both_backends!(salts_are_stable_per_day);
