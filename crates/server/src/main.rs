@@ -25,58 +25,30 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => {
             let args = *args;
+            let plan = node::Plan::new(args.node);
             node_main(node::Plan {
-                node: args.node,
                 ingester: Some((args.ingest, None)),
                 querier: Some(args.query),
                 compactor: Some(args.compact),
-                gateway: None,
                 standalone: true,
+                ..plan
             })
         }
         Command::Ingester(args) => {
             let args = *args;
-            node_main(node::Plan {
-                node: args.node,
-                ingester: Some((args.ingest, Some(args.grpc_addr))),
-                querier: None,
-                compactor: None,
-                gateway: None,
-                standalone: false,
-            })
+            node_main(node::Plan { ingester: Some((args.ingest, Some(args.grpc_addr))), ..node::Plan::new(args.node) })
         }
         Command::Querier(args) => {
             let args = *args;
-            node_main(node::Plan {
-                node: args.node,
-                ingester: None,
-                querier: Some(args.query),
-                compactor: None,
-                gateway: None,
-                standalone: false,
-            })
+            node_main(node::Plan { querier: Some(args.query), ..node::Plan::new(args.node) })
         }
         Command::Compactor(args) => {
             let args = *args;
-            node_main(node::Plan {
-                node: args.node,
-                ingester: None,
-                querier: None,
-                compactor: Some(args.compact),
-                gateway: None,
-                standalone: false,
-            })
+            node_main(node::Plan { compactor: Some(args.compact), ..node::Plan::new(args.node) })
         }
         Command::Gateway(args) => {
             let args = *args;
-            node_main(node::Plan {
-                node: args.node,
-                ingester: None,
-                querier: None,
-                compactor: None,
-                gateway: Some(args.forward),
-                standalone: false,
-            })
+            node_main(node::Plan { gateway: Some(args.forward), ..node::Plan::new(args.node) })
         }
         Command::Tenant { command } => client_main(commands::tenant(command)),
         Command::Query(args) => client_main(commands::query(args)),

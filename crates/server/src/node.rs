@@ -169,6 +169,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// A plan with no role yet.
+    pub fn new(node: NodeArgs) -> Self {
+        Self { node, ingester: None, querier: None, compactor: None, gateway: None, standalone: false }
+    }
+
     fn roles(&self) -> Vec<String> {
         let mut roles = Vec::new();
         if self.ingester.is_some() {

@@ -92,35 +92,11 @@ impl S3Server {
         ]
     }
 
-    /// Whether this fixture spawned its own server (and so may stop it).
-    pub fn owns_server(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// Stops the spawned server (SIGKILL); the endpoint refuses connections until
-    /// [`S3Server::restart`].
-    pub fn stop(&mut self) {
+    fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    /// Starts the server again on the same port after [`S3Server::stop`]. moto keeps objects in
-    /// memory, so the bucket is created again (empty).
-    pub async fn restart(&mut self) {
-        assert!(self.child.is_none(), "restart after stop");
-        let port = self.endpoint.rsplit(':').next().expect("endpoint has a port").to_string();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("restarting moto_server");
-        self.child = Some(child);
-        self.wait_ready().await;
-        self.create_bucket().await;
     }
 }
 
