@@ -135,6 +135,9 @@ impl Server {
         for role in ["querier", "gateway"] {
             let mut args = vec![role.to_string()];
             args.extend(common.clone());
+            if role == "querier" {
+                args.extend(strings(&["--grpc-addr", "127.0.0.1:0"]));
+            }
             procs.push(spawn(binary, &args, &env, &dir.path().join(format!("{role}.log")))?);
         }
         // Gateways learn about nodes from the catalog within a quarter lease.

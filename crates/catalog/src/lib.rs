@@ -25,6 +25,7 @@ mod migrate;
 mod rows;
 pub mod secret;
 mod sql_catalog;
+mod token_cache;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,6 +35,7 @@ use hourglass_types::{ErrorKind, TableName, TenantId};
 
 pub use membership::Membership;
 pub use sql_catalog::{CatalogOptions, SqlCatalog, redact_url};
+pub use token_cache::TokenCache;
 
 /// The error with its sources, for logs.
 pub(crate) fn display(e: &Error) -> String {

@@ -7,14 +7,18 @@
 //!   live ingester in the cluster at once.
 //!
 //! Both sides authenticate with the cluster secret shared by every node.
+//!
+//! - [`FlightSqlServer`]: Arrow Flight SQL for SQL clients, on nodes that answer queries.
 
 mod buffer_service;
 mod cluster_auth;
 mod remote_buffers;
+mod sql_service;
 
 pub use buffer_service::BufferService;
 pub use cluster_auth::ClusterSecret;
 pub use remote_buffers::RemoteBuffers;
+pub use sql_service::FlightSqlServer;
 
 /// Prefix of the Flight ticket bytes of a buffer request; the rest is a `BufferTicket`.
 pub const BUFFER_TICKET_PREFIX: &[u8] = b"hourglass.buffer.v1:";

@@ -1,27 +1,24 @@
 //! Bearer-token authentication with a cache of known credentials.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use hourglass_catalog::{Catalog, Principal, secret};
+use hourglass_catalog::{Catalog, Principal, TokenCache};
 use hourglass_query::Scope;
 use hourglass_types::{ErrorKind, TenantId};
 
 use crate::error::ApiError;
 
-/// Resolves bearer tokens to principals. Known tokens are cached (credentials are never
-/// revoked in this version); unknown ones always go to the catalog.
+/// Resolves the bearer token of an HTTP request to its principal.
 #[derive(Debug)]
 pub(crate) struct Authenticator {
-    catalog: Arc<dyn Catalog>,
-    known: RwLock<HashMap<String, Principal>>,
+    tokens: TokenCache,
 }
 
 impl Authenticator {
     pub(crate) fn new(catalog: Arc<dyn Catalog>) -> Self {
-        Self { catalog, known: RwLock::new(HashMap::new()) }
+        Self { tokens: TokenCache::new(catalog) }
     }
 
     async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -37,17 +34,7 @@ impl Authenticator {
             .ok_or_else(|| {
                 ApiError::new(ErrorKind::Unauthenticated, "Authorization header must be 'Bearer <token>'")
             })?;
-        let hash = secret::hash(token);
-        if let Some(p) = self.known.read().unwrap_or_else(|e| e.into_inner()).get(&hash) {
-            return Ok(p.clone());
-        }
-        let principal = self
-            .catalog
-            .lookup_token(&hash)
-            .await?
-            .ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "unknown token"))?;
-        self.known.write().unwrap_or_else(|e| e.into_inner()).insert(hash, principal.clone());
-        Ok(principal)
+        self.tokens.resolve(token).await?.ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "unknown token"))
     }
 
     pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
@@ -53,6 +54,15 @@ pub enum Scope {
     Tenant(TenantId),
     /// The deployment's admin: the `system.*` tables, and no tenant's rows.
     Admin,
+}
+
+/// What a statement returns and takes, before it runs.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The result schema.
+    pub schema: SchemaRef,
+    /// Parameters by name (`$1`, `$2`...), in order, with their types where known.
+    pub parameters: Vec<(String, Option<DataType>)>,
 }
 
 /// A query's complete result.
@@ -154,17 +164,62 @@ impl Querier {
 
     /// Runs one read-only SQL statement in `scope`; see [`Querier::query`].
     pub async fn query_as(&self, scope: &Scope, sql: &str) -> Result<QueryResult> {
+        self.query_with_params(scope, sql, Vec::new()).await
+    }
+
+    /// Plans `sql` in `ctx`, refusing anything but a read-only query.
+    async fn plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        if matches!(plan, LogicalPlan::Analyze(_)) {
+            // Its metrics count rows pruned in files shared with other tenants.
+            return Err(Error::NotReadOnly("EXPLAIN ANALYZE is not available; use EXPLAIN".into()));
+        }
+        Self::read_only().verify_plan(&plan).map_err(|e| Error::NotReadOnly(e.to_string()))?;
+        Ok(plan)
+    }
+
+    /// The result schema of `sql` and the types of its `$1, $2, ...` parameters (`None` where
+    /// the statement does not fix one), without running it: prepared statements use it.
+    pub async fn describe(&self, scope: &Scope, sql: &str) -> Result<Described> {
+        let ctx = self.session_for(scope).await?;
+        let plan = Self::plan(&ctx, sql).await?;
+        let mut parameters: Vec<(String, Option<DataType>)> = plan.get_parameter_types()?.into_iter().collect();
+        // `$2` sorts after `$10` as text; order by number.
+        parameters.sort_by_key(|(name, _)| name.trim_start_matches('$').parse::<u32>().unwrap_or(u32::MAX));
+        Ok(Described { schema: Arc::new(plan.schema().as_arrow().clone()), parameters })
+    }
+
+    /// Every table `scope` can read, as (catalog, schema, table, columns), for metadata calls
+    /// of SQL clients.
+    pub async fn tables(&self, scope: &Scope) -> Result<Vec<(String, String, String, SchemaRef)>> {
+        let ctx = self.session_for(scope).await?;
+        let mut out = Vec::new();
+        for catalog_name in ctx.catalog_names() {
+            let Some(catalog) = ctx.catalog(&catalog_name) else { continue };
+            for schema_name in catalog.schema_names() {
+                let Some(schema) = catalog.schema(&schema_name) else { continue };
+                for table_name in schema.table_names() {
+                    if let Some(table) = schema.table(&table_name).await? {
+                        out.push((catalog_name.clone(), schema_name.clone(), table_name, table.schema()));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1, &a.2).cmp(&(&b.0, &b.1, &b.2)));
+        Ok(out)
+    }
+
+    /// Runs `sql` with values for its `$1, $2, ...` parameters; see [`Querier::query`].
+    pub async fn query_with_params(&self, scope: &Scope, sql: &str, params: Vec<ScalarValue>) -> Result<QueryResult> {
         let started = Instant::now();
         let ctx = self.session_for(scope).await?;
         let sql = sql.to_string();
         let limit = self.config.max_result_bytes;
         let run = async move {
-            let plan = ctx.state().create_logical_plan(&sql).await?;
-            if matches!(plan, LogicalPlan::Analyze(_)) {
-                // Its metrics count rows pruned in files shared with other tenants.
-                return Err(Error::NotReadOnly("EXPLAIN ANALYZE is not available; use EXPLAIN".into()));
+            let mut plan = Self::plan(&ctx, &sql).await?;
+            if !params.is_empty() {
+                plan = plan.with_param_values(params)?;
             }
-            Self::read_only().verify_plan(&plan).map_err(|e| Error::NotReadOnly(e.to_string()))?;
             let df = ctx.execute_logical_plan(plan).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let mut stream = df.execute_stream().await?;

@@ -120,6 +120,9 @@ pub struct NodeArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub node: NodeArgs,
+    /// Address of the gRPC service: Arrow Flight SQL. Port 0 picks a free port.
+    #[arg(long, env = "HOURGLASS_GRPC_ADDR", default_value = "127.0.0.1:8082")]
+    pub grpc_addr: SocketAddr,
     #[command(flatten)]
     pub ingest: IngestArgs,
     #[command(flatten)]
@@ -143,6 +146,9 @@ pub struct IngesterArgs {
 pub struct QuerierArgs {
     #[command(flatten)]
     pub node: NodeArgs,
+    /// Address of the gRPC service: Arrow Flight SQL. Port 0 picks a free port.
+    #[arg(long, env = "HOURGLASS_GRPC_ADDR", default_value = "127.0.0.1:8082")]
+    pub grpc_addr: SocketAddr,
     #[command(flatten)]
     pub query: QueryEngineArgs,
 }

@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
                 ingester: Some((args.ingest, None)),
                 querier: Some(args.query),
                 compactor: Some(args.compact),
+                flight_sql: Some(args.grpc_addr),
                 standalone: true,
                 ..plan
             })
@@ -40,7 +41,11 @@ fn main() -> std::process::ExitCode {
         }
         Command::Querier(args) => {
             let args = *args;
-            node_main(node::Plan { querier: Some(args.query), ..node::Plan::new(args.node) })
+            node_main(node::Plan {
+                querier: Some(args.query),
+                flight_sql: Some(args.grpc_addr),
+                ..node::Plan::new(args.node)
+            })
         }
         Command::Compactor(args) => {
             let args = *args;

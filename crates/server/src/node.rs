@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use hourglass_catalog::membership::role;
-use hourglass_catalog::{Catalog, CatalogOptions, Membership, NodeInfo, SqlCatalog, redact_url, secret};
-use hourglass_flight::{BufferService, ClusterSecret, RemoteBuffers};
+use hourglass_catalog::{Catalog, CatalogOptions, Membership, NodeInfo, SqlCatalog, TokenCache, redact_url, secret};
+use hourglass_flight::{BufferService, ClusterSecret, FlightSqlServer, RemoteBuffers};
 use hourglass_gateway::{
     ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
 };
@@ -164,6 +164,8 @@ pub struct Plan {
     pub compactor: Option<CompactArgs>,
     /// The gateway role (forwarding to other nodes).
     pub gateway: Option<ForwardArgs>,
+    /// Where to serve Arrow Flight SQL (nodes with a querier).
+    pub flight_sql: Option<SocketAddr>,
     /// `hourglass serve`: every role in one process, the only process on its catalog.
     pub standalone: bool,
 }
@@ -171,7 +173,15 @@ pub struct Plan {
 impl Plan {
     /// A plan with no role yet.
     pub fn new(node: NodeArgs) -> Self {
-        Self { node, ingester: None, querier: None, compactor: None, gateway: None, standalone: false }
+        Self {
+            node,
+            ingester: None,
+            querier: None,
+            compactor: None,
+            gateway: None,
+            flight_sql: None,
+            standalone: false,
+        }
     }
 
     fn roles(&self) -> Vec<String> {
@@ -416,11 +426,35 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         Arc::clone(&catalog),
         Services {
             ingester: ingester.clone(),
-            querier,
+            querier: querier.clone(),
             cluster,
             max_forwarded_body_bytes: usize::try_from(limits.2).unwrap_or(usize::MAX),
         },
     );
+    let flight_sql = match (plan.flight_sql, &querier) {
+        (Some(addr), Some(querier)) => {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding gRPC address {addr}"))?;
+            let bound = listener.local_addr()?;
+            let tokens = Arc::new(TokenCache::new(Arc::clone(&catalog)));
+            let service = FlightSqlServer::new(Arc::clone(querier), tokens)
+                .map_err(|e| anyhow::anyhow!("starting Flight SQL: {}", e.message()))?;
+            let stop = Arc::new(tokio::sync::Notify::new());
+            let notified = Arc::clone(&stop);
+            let task = tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(service.into_server())
+                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async move {
+                        notified.notified().await;
+                    })
+                    .await
+            });
+            tracing::info!(addr = %bound, "flight sql listening");
+            println!("hourglass flight sql listening on grpc://{bound}");
+            Some((task, stop))
+        }
+        _ => None,
+    };
     if app.set(gateway.router()).is_err() {
         anyhow::bail!("the API router was set twice");
     }
@@ -436,6 +470,10 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             Ok(Err(e)) => tracing::error!(error = %display_chain(&e), "final persist failed; events stay in the WAL"),
             Err(_) => tracing::error!("final persist timed out; events stay in the WAL"),
         }
+    }
+    if let Some((task, stop)) = flight_sql {
+        stop.notify_one();
+        let _ = task.await;
     }
     if let Some((task, stop)) = flight {
         stop.notify_one();

@@ -7,6 +7,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod durability;
+mod flight_sql;
 mod isolation;
 mod outage;
 mod persist;

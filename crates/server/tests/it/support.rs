@@ -23,6 +23,8 @@ pub struct TestServer {
     args: Vec<String>,
     env: Vec<(String, String)>,
     pub url: String,
+    /// `grpc://ADDR` of the Flight SQL service, for roles that serve it.
+    pub grpc_url: Option<String>,
 }
 
 /// Flags and environment that put a server's state on a real S3-protocol server and a real
@@ -58,6 +60,7 @@ impl TestServer {
             args: args.to_vec(),
             env: env.to_vec(),
             url: String::new(),
+            grpc_url: None,
         };
         server.spawn();
         server
@@ -66,8 +69,12 @@ impl TestServer {
     fn spawn(&mut self) {
         let offset = std::fs::metadata(&self.stdout_path).map(|m| m.len()).unwrap_or(0);
         let open = |p: &Path| -> File { OpenOptions::new().create(true).append(true).open(p).expect("log file") };
+        // Every role that serves gRPC gets a free port too.
+        let grpc: &[&str] =
+            if matches!(self.role.as_str(), "serve" | "querier") { &["--grpc-addr", "127.0.0.1:0"] } else { &[] };
         let child = Command::new(env!("CARGO_BIN_EXE_hourglass"))
             .arg(&self.role)
+            .args(grpc)
             .args(["--http-addr", "127.0.0.1:0", "--admin-token", ADMIN_TOKEN])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -89,6 +96,10 @@ impl TestServer {
             if let Some(line) = fresh.lines().find(|l| l.contains("listening on http://")) {
                 self.url = line.split("listening on ").nth(1).expect("url").trim().to_string();
                 if fresh.lines().any(|l| l == "hourglass ready") {
+                    self.grpc_url = fresh
+                        .lines()
+                        .find_map(|l| l.split("flight sql listening on ").nth(1))
+                        .map(|u| u.trim().to_string());
                     return;
                 }
             }
