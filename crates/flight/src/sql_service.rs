@@ -18,13 +18,15 @@ use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{
+    SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
+};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     Any, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult,
+    Nullable, ProstMessageExt, Searchable, SqlInfo, TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{
     FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
@@ -81,6 +83,7 @@ pub struct FlightSqlServer {
     tokens: Arc<TokenCache>,
     prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
     info: SqlInfoData,
+    types: XdbcTypeInfoData,
 }
 
 impl std::fmt::Debug for FlightSqlServer {
@@ -103,10 +106,48 @@ fn sql_info() -> Result<SqlInfoData, Status> {
     builder.build().map_err(arrow_status)
 }
 
+/// The SQL types Hourglass's columns have, as JDBC/ODBC clients know them.
+fn xdbc_types() -> Result<XdbcTypeInfoData, Status> {
+    let mut builder = XdbcTypeInfoDataBuilder::new();
+    let types = [
+        ("BOOLEAN", XdbcDataType::XdbcBit, None),
+        ("INTEGER", XdbcDataType::XdbcInteger, Some(10)),
+        ("BIGINT", XdbcDataType::XdbcBigint, Some(19)),
+        ("DOUBLE", XdbcDataType::XdbcDouble, Some(15)),
+        ("VARCHAR", XdbcDataType::XdbcVarchar, None),
+        ("TIMESTAMP", XdbcDataType::XdbcTimestamp, None),
+    ];
+    for (name, data_type, precision) in types {
+        let quoted = matches!(data_type, XdbcDataType::XdbcVarchar | XdbcDataType::XdbcTimestamp);
+        builder.append(XdbcTypeInfo {
+            type_name: name.to_string(),
+            data_type,
+            column_size: precision,
+            literal_prefix: quoted.then(|| "'".to_string()),
+            literal_suffix: quoted.then(|| "'".to_string()),
+            create_params: None,
+            nullable: Nullable::NullabilityNullable,
+            case_sensitive: data_type == XdbcDataType::XdbcVarchar,
+            searchable: Searchable::Full,
+            unsigned_attribute: precision.map(|_| false),
+            fixed_prec_scale: false,
+            auto_increment: None,
+            local_type_name: Some(name.to_string()),
+            minimum_scale: None,
+            maximum_scale: None,
+            sql_data_type: data_type,
+            datetime_subcode: None,
+            num_prec_radix: precision.map(|_| 10),
+            interval_precision: None,
+        });
+    }
+    builder.build().map_err(arrow_status)
+}
+
 impl FlightSqlServer {
     /// A service running queries on `querier`, authenticating with `tokens`.
     pub fn new(querier: Arc<Querier>, tokens: Arc<TokenCache>) -> Result<Self, Status> {
-        Ok(Self { querier, tokens, prepared: Mutex::new(HashMap::new()), info: sql_info()? })
+        Ok(Self { querier, tokens, prepared: Mutex::new(HashMap::new()), info: sql_info()?, types: xdbc_types()? })
     }
 
     /// The tonic service to mount on a gRPC server.
@@ -337,7 +378,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.scope(request.metadata()).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
     }
 
@@ -419,7 +460,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.scope(request.metadata()).await?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
     }
 
@@ -454,6 +495,28 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.scope(request.metadata()).await?;
         let builder = query.into_builder(&self.info);
+        let schema = builder.schema();
+        let batch = builder.build().map_err(arrow_status)?;
+        Ok(Self::stream(schema, vec![batch]))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.scope(request.metadata()).await?;
+        let schema = query.into_builder(&self.types).schema();
+        Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.scope(request.metadata()).await?;
+        let builder = query.into_builder(&self.types);
         let schema = builder.schema();
         let batch = builder.build().map_err(arrow_status)?;
         Ok(Self::stream(schema, vec![batch]))
