@@ -9,6 +9,7 @@ mod cluster;
 mod durability;
 mod flight_sql;
 mod isolation;
+mod isolation_suite;
 mod outage;
 mod persist;
 mod roundtrip;
