@@ -343,17 +343,7 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
     let flight = match (grpc_listener, &secret) {
         (Some(listener), Some(secret)) => {
             let service = BufferService::new(Arc::clone(&local_buffer) as Arc<dyn BufferSource>, secret.clone());
-            let flight_stop = Arc::new(tokio::sync::Notify::new());
-            let notified = Arc::clone(&flight_stop);
-            let task = tokio::spawn(async move {
-                tonic::transport::Server::builder()
-                    .add_service(service.into_server())
-                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async move {
-                        notified.notified().await;
-                    })
-                    .await
-            });
-            Some((task, flight_stop))
+            Some(GrpcServer::spawn(listener, tonic::service::Routes::new(service.into_server())))
         }
         _ => None,
     };
@@ -439,19 +429,10 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             let tokens = Arc::new(TokenCache::new(Arc::clone(&catalog)));
             let service = FlightSqlServer::new(Arc::clone(querier), tokens)
                 .map_err(|e| anyhow::anyhow!("starting Flight SQL: {}", e.message()))?;
-            let stop = Arc::new(tokio::sync::Notify::new());
-            let notified = Arc::clone(&stop);
-            let task = tokio::spawn(async move {
-                tonic::transport::Server::builder()
-                    .add_service(service.into_server())
-                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async move {
-                        notified.notified().await;
-                    })
-                    .await
-            });
+            let server = GrpcServer::spawn(listener, tonic::service::Routes::new(service.into_server()));
             tracing::info!(addr = %bound, "flight sql listening");
             println!("hourglass flight sql listening on grpc://{bound}");
-            Some((task, stop))
+            Some(server)
         }
         _ => None,
     };
@@ -471,17 +452,11 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             Err(_) => tracing::error!("final persist timed out; events stay in the WAL"),
         }
     }
-    if let Some((task, stop)) = flight_sql {
-        stop.notify_one();
-        let _ = task.await;
+    if let Some(server) = flight_sql {
+        server.stop("flight sql").await;
     }
-    if let Some((task, stop)) = flight {
-        stop.notify_one();
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "the buffer service stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "the buffer service task failed"),
-        }
+    if let Some(server) = flight {
+        server.stop("the buffer service").await;
     }
     if let Some(task) = compactor {
         let _ = task.await;
@@ -491,6 +466,37 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// A gRPC server task and the switch that stops it.
+struct GrpcServer {
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl GrpcServer {
+    fn spawn(listener: tokio::net::TcpListener, routes: tonic::service::Routes) -> Self {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let notified = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async move {
+                    notified.notified().await;
+                })
+                .await
+        });
+        Self { task, stop }
+    }
+
+    async fn stop(self, what: &str) {
+        self.stop.notify_one();
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, service = what, "gRPC service stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, service = what, "gRPC service task failed"),
+        }
+    }
 }
 
 /// Resolves once SIGTERM or SIGINT arrives; cheap to clone and wait on from many tasks.
