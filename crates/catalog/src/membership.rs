@@ -81,7 +81,7 @@ impl Membership {
     }
 
     /// Re-reads the node list now.
-    pub async fn refresh(&self) -> Result<()> {
+    async fn refresh(&self) -> Result<()> {
         let nodes = self.catalog.list_nodes().await?;
         if let Ok(mut held) = self.nodes.write() {
             *held = nodes;
@@ -94,13 +94,8 @@ impl Membership {
         &self.me
     }
 
-    /// How long a heartbeat keeps a node alive.
-    pub fn lease(&self) -> Duration {
-        self.lease
-    }
-
     /// Every node in the last list read, alive or not.
-    pub fn all(&self) -> Vec<NodeRecord> {
+    fn all(&self) -> Vec<NodeRecord> {
         self.nodes.read().map(|n| n.clone()).unwrap_or_default()
     }
 

@@ -113,11 +113,6 @@ impl SqlCatalog {
         Self::open("sqlite::memory:", &CatalogOptions::default()).await
     }
 
-    /// Whether this catalog runs on PostgreSQL (so other processes may share it).
-    pub fn is_shared(&self) -> bool {
-        self.dialect == Dialect::Postgres
-    }
-
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Any>> {
         self.pool.begin_with(self.dialect.begin_write()).await.map_err(query_err(operation))
     }

@@ -229,6 +229,25 @@ impl FlightSqlServer {
         }
     }
 
+    /// The FlightInfo of a metadata command: its answer is the command itself, redeemed as a
+    /// ticket.
+    async fn metadata_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        schema: &Schema,
+        ticket: Any,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.scope(request.metadata()).await?;
+        Ok(Response::new(Self::flight_info(schema, ticket, request.into_inner())?))
+    }
+
+    fn one_batch<E: std::fmt::Display>(
+        schema: SchemaRef,
+        batch: Result<RecordBatch, E>,
+    ) -> Result<Response<FlightStream>, Status> {
+        Ok(Self::stream(schema, vec![batch.map_err(arrow_status)?]))
+    }
+
     fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes, Status> {
         let IpcMessage(bytes) =
             SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into().map_err(arrow_status)?;
@@ -377,9 +396,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.scope(request.metadata()).await?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
+        self.metadata_info(request, &schema, query.as_any()).await
     }
 
     async fn do_get_catalogs(
@@ -395,9 +413,7 @@ impl FlightSqlService for FlightSqlServer {
         for name in names {
             builder.append(name);
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(arrow_status)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_schemas(
@@ -405,9 +421,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.scope(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
+        self.metadata_info(request, &schema, query.as_any()).await
     }
 
     async fn do_get_schemas(
@@ -423,9 +438,7 @@ impl FlightSqlService for FlightSqlServer {
         for (catalog, schema) in pairs {
             builder.append(catalog, schema);
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(arrow_status)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_tables(
@@ -433,9 +446,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.scope(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
+        self.metadata_info(request, &schema, query.as_any()).await
     }
 
     async fn do_get_tables(
@@ -449,9 +461,7 @@ impl FlightSqlService for FlightSqlServer {
             let kind = if schema == "information_schema" { "VIEW" } else { "TABLE" };
             builder.append(catalog, schema, table, kind, &columns).map_err(arrow_status)?;
         }
-        let schema = builder.schema();
-        let batch = builder.build().map_err(arrow_status)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_table_types(
@@ -459,9 +469,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.scope(request.metadata()).await?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
+        self.metadata_info(request, &schema, query.as_any()).await
     }
 
     async fn do_get_table_types(
@@ -473,9 +482,7 @@ impl FlightSqlService for FlightSqlServer {
         let mut builder = query.into_builder();
         builder.append("TABLE");
         builder.append("VIEW");
-        let schema = builder.schema();
-        let batch = builder.build().map_err(arrow_status)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_sql_info(
@@ -483,9 +490,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.scope(request.metadata()).await?;
         let schema = query.clone().into_builder(&self.info).schema();
-        Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
+        self.metadata_info(request, &schema, query.as_any()).await
     }
 
     async fn do_get_sql_info(
@@ -495,9 +501,7 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.scope(request.metadata()).await?;
         let builder = query.into_builder(&self.info);
-        let schema = builder.schema();
-        let batch = builder.build().map_err(arrow_status)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -505,9 +509,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.scope(request.metadata()).await?;
         let schema = query.into_builder(&self.types).schema();
-        Ok(Response::new(Self::flight_info(&schema, query.as_any(), request.into_inner())?))
+        self.metadata_info(request, &schema, query.as_any()).await
     }
 
     async fn do_get_xdbc_type_info(
@@ -517,9 +520,7 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.scope(request.metadata()).await?;
         let builder = query.into_builder(&self.types);
-        let schema = builder.schema();
-        let batch = builder.build().map_err(arrow_status)?;
-        Ok(Self::stream(schema, vec![batch]))
+        Self::one_batch(builder.schema(), builder.build())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

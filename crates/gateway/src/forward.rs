@@ -6,8 +6,8 @@
 //! refuse connections. Forwarded requests keep the client's `Authorization` header: every node
 //! authenticates on its own.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,6 +20,7 @@ use hourglass_types::{ErrorKind, TenantId};
 
 use crate::error::ApiError;
 use crate::metrics;
+use crate::ring::Ring;
 
 /// Routes client requests to the nodes that serve them.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ pub struct ClusterRoutes {
     membership: Arc<Membership>,
     http: reqwest::Client,
     next_querier: AtomicUsize,
+    ring: Mutex<Arc<Ring>>,
 }
 
 /// The outcome of one forwarding attempt.
@@ -49,7 +51,21 @@ impl ClusterRoutes {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ApiError::new(ErrorKind::Internal, format!("building the HTTP client: {e}")))?;
-        Ok(Self { membership, http, next_querier: AtomicUsize::new(0) })
+        Ok(Self {
+            membership,
+            http,
+            next_querier: AtomicUsize::new(0),
+            ring: Mutex::new(Arc::new(Ring::new(Vec::new()))),
+        })
+    }
+
+    /// The ring over the live ingesters, rebuilt only when they change.
+    fn ring(&self, ids: Vec<String>) -> Arc<Ring> {
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if ring.nodes() != ids.as_slice() {
+            *ring = Arc::new(Ring::new(ids));
+        }
+        Arc::clone(&ring)
     }
 
     fn live(&self, role: &str) -> Vec<(String, String)> {
@@ -88,10 +104,10 @@ impl ClusterRoutes {
         body: Bytes,
     ) -> Result<Response, ApiError> {
         let live = self.live(role::INGESTER);
-        let ids: Vec<String> = live.iter().map(|(id, _)| id.clone()).collect();
+        let ring = self.ring(live.iter().map(|(id, _)| id.clone()).collect());
         let forwarded = [header::AUTHORIZATION, header::CONTENT_TYPE, header::CONTENT_ENCODING];
         let mut refusals = Vec::new();
-        for id in crate::ring::route(tenant.as_str(), &ids) {
+        for id in ring.route(tenant.as_str()) {
             let Some((_, base)) = live.iter().find(|(i, _)| i == id) else { continue };
             match self.attempt(format!("{base}/api/v1/events"), headers, &forwarded, body.clone(), true).await {
                 Attempt::Answered(response) => return relay(response).await,

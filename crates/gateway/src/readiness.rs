@@ -69,9 +69,4 @@ impl Readiness {
     pub fn problems(&self) -> Vec<Condition> {
         Condition::ALL.into_iter().filter(|c| self.held[*c as usize].load(Ordering::SeqCst)).collect()
     }
-
-    /// Whether no condition holds.
-    pub fn is_ready(&self) -> bool {
-        self.problems().is_empty()
-    }
 }

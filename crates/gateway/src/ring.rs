@@ -18,27 +18,46 @@ fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
     hash ^ (hash >> 33)
 }
 
-/// The ingesters to try for `tenant`, in order: its owner first, then the fallbacks.
-pub(crate) fn route<'a>(tenant: &str, nodes: &'a [String]) -> Vec<&'a str> {
-    let mut points: Vec<(u64, usize)> = nodes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, id)| (0..POINTS_PER_NODE).map(move |p| (fnv1a(id.bytes().chain(p.to_le_bytes())), i)))
-        .collect();
-    points.sort_unstable();
-    let key = fnv1a(tenant.bytes());
-    let start = points.partition_point(|(h, _)| *h < key);
-    let mut order: Vec<&str> = Vec::with_capacity(nodes.len());
-    for (_, i) in points[start..].iter().chain(&points[..start]) {
-        let id = nodes[*i].as_str();
-        if !order.contains(&id) {
-            order.push(id);
-            if order.len() == nodes.len() {
-                break;
+/// The ring over one set of ingesters; built once per membership change, not per request.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    nodes: Vec<String>,
+    points: Vec<(u64, usize)>,
+}
+
+impl Ring {
+    /// The ring of `nodes` (ingester ids).
+    pub(crate) fn new(nodes: Vec<String>) -> Self {
+        let mut points: Vec<(u64, usize)> = nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, id)| (0..POINTS_PER_NODE).map(move |p| (fnv1a(id.bytes().chain(p.to_le_bytes())), i)))
+            .collect();
+        points.sort_unstable();
+        Self { nodes, points }
+    }
+
+    /// The ids the ring was built from.
+    pub(crate) fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// The ingesters to try for `tenant`, in order: its owner first, then the fallbacks.
+    pub(crate) fn route(&self, tenant: &str) -> Vec<&str> {
+        let key = fnv1a(tenant.bytes());
+        let start = self.points.partition_point(|(h, _)| *h < key);
+        let mut order: Vec<&str> = Vec::with_capacity(self.nodes.len());
+        for (_, i) in self.points[start..].iter().chain(&self.points[..start]) {
+            let id = self.nodes[*i].as_str();
+            if !order.contains(&id) {
+                order.push(id);
+                if order.len() == self.nodes.len() {
+                    break;
+                }
             }
         }
+        order
     }
-    order
 }
 
 #[cfg(test)]
@@ -49,26 +68,30 @@ mod tests {
         (0..n).map(|i| format!("ingester-{i}")).collect()
     }
 
+    fn route<'a>(tenant: &str, ring: &'a Ring) -> Vec<&'a str> {
+        ring.route(tenant)
+    }
+
     #[test]
     fn every_node_appears_once_owner_first() {
-        let nodes = ids(3);
+        let ring = Ring::new(ids(3));
         for t in ["a", "shop-1", "zz"] {
-            let order = route(t, &nodes);
+            let order = route(t, &ring);
             assert_eq!(order.len(), 3);
             let mut sorted = order.clone();
             sorted.sort();
             sorted.dedup();
             assert_eq!(sorted.len(), 3);
-            assert_eq!(route(t, &nodes), order, "routing is deterministic");
+            assert_eq!(route(t, &Ring::new(ids(3))), order, "routing is deterministic");
         }
-        assert!(route("a", &[]).is_empty());
+        assert!(route("a", &Ring::new(Vec::new())).is_empty());
     }
 
     #[test]
     fn tenants_spread_and_few_move_when_a_node_joins() {
         let tenants: Vec<String> = (0..3000).map(|i| format!("tenant-{i}")).collect();
-        let three = ids(3);
-        let four = ids(4);
+        let three = Ring::new(ids(3));
+        let four = Ring::new(ids(4));
         let mut per_node = std::collections::HashMap::new();
         let mut moved = 0;
         for t in &tenants {
@@ -88,9 +111,9 @@ mod tests {
 
     #[test]
     fn a_missing_owner_falls_back_to_the_next_node() {
-        let nodes = ids(3);
-        let order = route("shop-1", &nodes);
-        let survivors: Vec<String> = nodes.iter().filter(|n| n.as_str() != order[0]).cloned().collect();
-        assert_eq!(route("shop-1", &survivors)[0], order[1]);
+        let ring = Ring::new(ids(3));
+        let order = route("shop-1", &ring);
+        let survivors: Vec<String> = ring.nodes().iter().filter(|n| n.as_str() != order[0]).cloned().collect();
+        assert_eq!(route("shop-1", &Ring::new(survivors))[0], order[1]);
     }
 }

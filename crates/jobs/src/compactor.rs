@@ -179,10 +179,11 @@ impl Compactor {
         let Some(schema) = batches.first().map(|b| b.schema()) else { return Ok(()) };
         let merged = concat_batches(&schema, &batches)?;
         drop(batches);
-        let Some((sorted, _)) = sort_for_parquet(&merged)? else { return Ok(()) };
-        drop(merged);
-        let (unique, dropped) = first_of_each_event(sorted)?;
+        // Copies of one event are identical but for when they arrived, so any one may stay:
+        // dropping them before the sort leaves one sort to do.
+        let (unique, dropped) = first_of_each_event(merged)?;
         let Some((sorted, stats)) = sort_for_parquet(&unique)? else { return Ok(()) };
+        drop(unique);
         let data = encode_parquet(&sorted, &self.config.parquet)?;
         let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
         let bytes = data.len() as u64;
