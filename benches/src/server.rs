@@ -86,6 +86,7 @@ impl Server {
         let data_dir = dir.path().join("data");
         let mut args =
             strings(&["serve", "--http-addr", "127.0.0.1:0", "--admin-token", ADMIN, "--persist-max-age", "30m"]);
+        args.extend(strings(&["--grpc-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"]));
         args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
         let proc = spawn(binary, &args, &[], &dir.path().join("serve.log"))?;
         Ok(Self {
@@ -136,7 +137,7 @@ impl Server {
             let mut args = vec![role.to_string()];
             args.extend(common.clone());
             if role == "querier" {
-                args.extend(strings(&["--grpc-addr", "127.0.0.1:0"]));
+                args.extend(strings(&["--grpc-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"]));
             }
             procs.push(spawn(binary, &args, &env, &dir.path().join(format!("{role}.log")))?);
         }

@@ -1,5 +1,5 @@
 -- Queries a tenant ("attacker") might send to read another tenant's ("victim") rows. Each runs
--- through every interface (HTTP, Arrow Flight SQL); it may fail or return rows, but neither the
+-- through every interface (HTTP, Arrow Flight SQL, PostgreSQL wire); it may fail or return rows, but neither the
 -- rows nor the error may mention the victim. One statement per line; lines starting with -- are
 -- comments.
 SELECT * FROM events WHERE tenant_id = 'victim'
@@ -30,3 +30,10 @@ CREATE EXTERNAL TABLE stolen STORED AS PARQUET LOCATION 'raw_events/'
 COPY (SELECT * FROM raw_events) TO '/tmp/stolen.csv'
 SET datafusion.execution.parquet.pushdown_filters = true
 SELECT * FROM generate_series(1, 3)
+SELECT * FROM pg_catalog.pg_class
+SELECT a.attname, c.relname FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+SELECT * FROM pg_namespace
+SELECT * FROM pg_catalog.pg_database
+SELECT * FROM pg_catalog.pg_stat_activity
+SELECT (SELECT url FROM events WHERE tenant_id = 'victim' LIMIT 1) FROM pg_catalog.pg_class
+SELECT * FROM events e WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_description d WHERE e.tenant_id = 'victim')

@@ -18,6 +18,6 @@ mod time_bounds;
 
 pub use buffer_source::{BufferSource, BufferedChunk};
 pub use error::{Error, Result};
-pub use querier::{Described, Querier, QueryConfig, QueryResult, Scope};
+pub use querier::{Described, Querier, QueryConfig, QueryResult, Scope, SessionSetup};
 pub use table::TenantTable;
 pub use time_bounds::TimeBounds;

@@ -74,6 +74,15 @@ pub struct QueryResult {
     pub batches: Vec<RecordBatch>,
 }
 
+/// Extra tables and functions a protocol front end adds to a session before its statement is
+/// planned: the PostgreSQL wire front end adds `pg_catalog` and the functions its clients call.
+/// What it adds cannot widen the scope: it sees the session only after the scope's tables are in.
+#[async_trait::async_trait]
+pub trait SessionSetup: Send + Sync {
+    /// Registers what the front end needs in `ctx`.
+    async fn setup(&self, ctx: &SessionContext) -> datafusion::error::Result<()>;
+}
+
 /// Runs tenant-scoped SQL. Cheap to share; holds the runtime (memory pool, metadata cache).
 #[derive(Debug)]
 pub struct Querier {
@@ -181,7 +190,15 @@ impl Querier {
     /// The result schema of `sql` and the types of its `$1, $2, ...` parameters (`None` where
     /// the statement does not fix one), without running it: prepared statements use it.
     pub async fn describe(&self, scope: &Scope, sql: &str) -> Result<Described> {
+        self.describe_with(scope, sql, None).await
+    }
+
+    /// [`Querier::describe`] in a session extended by `setup`.
+    pub async fn describe_with(&self, scope: &Scope, sql: &str, setup: Option<&dyn SessionSetup>) -> Result<Described> {
         let ctx = self.session_for(scope).await?;
+        if let Some(setup) = setup {
+            setup.setup(&ctx).await?;
+        }
         let plan = Self::plan(&ctx, sql).await?;
         let mut parameters: Vec<(String, Option<DataType>)> = plan.get_parameter_types()?.into_iter().collect();
         // `$2` sorts after `$10` as text; order by number.
@@ -211,8 +228,22 @@ impl Querier {
 
     /// Runs `sql` with values for its `$1, $2, ...` parameters; see [`Querier::query`].
     pub async fn query_with_params(&self, scope: &Scope, sql: &str, params: Vec<ScalarValue>) -> Result<QueryResult> {
+        self.query_with(scope, sql, params, None).await
+    }
+
+    /// [`Querier::query_with_params`] in a session extended by `setup`.
+    pub async fn query_with(
+        &self,
+        scope: &Scope,
+        sql: &str,
+        params: Vec<ScalarValue>,
+        setup: Option<&dyn SessionSetup>,
+    ) -> Result<QueryResult> {
         let started = Instant::now();
         let ctx = self.session_for(scope).await?;
+        if let Some(setup) = setup {
+            setup.setup(&ctx).await?;
+        }
         let sql = sql.to_string();
         let limit = self.config.max_result_bytes;
         let run = async move {

@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// Address of the gRPC service: Arrow Flight SQL. Port 0 picks a free port.
     #[arg(long, env = "HOURGLASS_GRPC_ADDR", default_value = "127.0.0.1:8082")]
     pub grpc_addr: SocketAddr,
+    /// Address of the PostgreSQL wire protocol (psql, psycopg, JDBC, Grafana). Port 0 picks a
+    /// free port.
+    #[arg(long, env = "HOURGLASS_PG_ADDR", default_value = "127.0.0.1:5433")]
+    pub pg_addr: SocketAddr,
     #[command(flatten)]
     pub ingest: IngestArgs,
     #[command(flatten)]
@@ -149,6 +153,10 @@ pub struct QuerierArgs {
     /// Address of the gRPC service: Arrow Flight SQL. Port 0 picks a free port.
     #[arg(long, env = "HOURGLASS_GRPC_ADDR", default_value = "127.0.0.1:8082")]
     pub grpc_addr: SocketAddr,
+    /// Address of the PostgreSQL wire protocol (psql, psycopg, JDBC, Grafana). Port 0 picks a
+    /// free port.
+    #[arg(long, env = "HOURGLASS_PG_ADDR", default_value = "127.0.0.1:5433")]
+    pub pg_addr: SocketAddr,
     #[command(flatten)]
     pub query: QueryEngineArgs,
 }

@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
                 querier: Some(args.query),
                 compactor: Some(args.compact),
                 flight_sql: Some(args.grpc_addr),
+                postgres: Some(args.pg_addr),
                 standalone: true,
                 ..plan
             })
@@ -44,6 +45,7 @@ fn main() -> std::process::ExitCode {
             node_main(node::Plan {
                 querier: Some(args.query),
                 flight_sql: Some(args.grpc_addr),
+                postgres: Some(args.pg_addr),
                 ..node::Plan::new(args.node)
             })
         }

@@ -16,6 +16,7 @@ use hourglass_gateway::{
 };
 use hourglass_ingest::{IngestLimits, Ingester, IngesterConfig};
 use hourglass_jobs::{Compactor, CompactorConfig};
+use hourglass_pgwire::PgServer;
 use hourglass_query::{BufferSource, BufferedChunk, Querier, QueryConfig};
 use hourglass_storage::{ObjectStoreConfig, ParquetOptions, S3Config};
 use hourglass_types::error::display_chain;
@@ -166,6 +167,8 @@ pub struct Plan {
     pub gateway: Option<ForwardArgs>,
     /// Where to serve Arrow Flight SQL (nodes with a querier).
     pub flight_sql: Option<SocketAddr>,
+    /// Where to serve the PostgreSQL wire protocol (nodes with a querier).
+    pub postgres: Option<SocketAddr>,
     /// `hourglass serve`: every role in one process, the only process on its catalog.
     pub standalone: bool,
 }
@@ -180,6 +183,7 @@ impl Plan {
             compactor: None,
             gateway: None,
             flight_sql: None,
+            postgres: None,
             standalone: false,
         }
     }
@@ -421,13 +425,25 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             max_forwarded_body_bytes: usize::try_from(limits.2).unwrap_or(usize::MAX),
         },
     );
+    let tokens = Arc::new(TokenCache::new(Arc::clone(&catalog)));
+    let postgres = match (plan.postgres, &querier) {
+        (Some(addr), Some(querier)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding PostgreSQL wire address {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!(addr = %bound, "postgres wire listening");
+            println!("hourglass postgres listening on postgresql://{bound}");
+            Some(PgServer::spawn(listener, Arc::clone(querier), Arc::clone(&tokens)))
+        }
+        _ => None,
+    };
     let flight_sql = match (plan.flight_sql, &querier) {
         (Some(addr), Some(querier)) => {
             let listener =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding gRPC address {addr}"))?;
             let bound = listener.local_addr()?;
-            let tokens = Arc::new(TokenCache::new(Arc::clone(&catalog)));
-            let service = FlightSqlServer::new(Arc::clone(querier), tokens)
+            let service = FlightSqlServer::new(Arc::clone(querier), Arc::clone(&tokens))
                 .map_err(|e| anyhow::anyhow!("starting Flight SQL: {}", e.message()))?;
             let server = GrpcServer::spawn(listener, tonic::service::Routes::new(service.into_server()));
             tracing::info!(addr = %bound, "flight sql listening");
@@ -454,6 +470,9 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
     }
     if let Some(server) = flight_sql {
         server.stop("flight sql").await;
+    }
+    if let Some(server) = postgres {
+        server.stop().await;
     }
     if let Some(server) = flight {
         server.stop("the buffer service").await;

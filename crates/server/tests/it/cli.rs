@@ -56,7 +56,8 @@ fn first_start_prints_an_admin_token_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     for run in 0..2 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hourglass"))
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
             .arg(dir.path())
             .env_remove("HOURGLASS_ADMIN_TOKEN")
             .stdout(std::process::Stdio::piped())

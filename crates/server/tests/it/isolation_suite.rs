@@ -1,5 +1,6 @@
 //! The adversarial isolation suite (`tests/isolation/adversarial.sql`) through every
-//! interface: HTTP here, Arrow Flight SQL through the Python ADBC driver. Two tenants share
+//! interface: HTTP here, Arrow Flight SQL through the Python ADBC driver, the PostgreSQL wire
+//! protocol through psycopg. Two tenants share
 //! Parquet files and the buffer; no answer or error seen by one may mention the other.
 
 use std::process::Command;
@@ -73,6 +74,19 @@ async fn no_interface_leaks_another_tenants_rows() {
     assert!(
         output.status.success() && stdout.contains("no leaks"),
         "Flight SQL suite failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let addr = server.pg_addr.clone().expect("PostgreSQL wire address");
+    let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/isolation/pgwire_suite.py");
+    let output = tokio::task::block_in_place(|| {
+        Command::new("python3").args([script, host, port, attacker.token(), SUITE, MARKER]).output().expect("python3")
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("no leaks"),
+        "PostgreSQL wire suite failed:\n{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
 }

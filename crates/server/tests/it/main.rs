@@ -12,6 +12,7 @@ mod isolation;
 mod isolation_suite;
 mod outage;
 mod persist;
+mod pgwire;
 mod roundtrip;
 mod support;
 mod wal_damage;

@@ -25,6 +25,8 @@ pub struct TestServer {
     pub url: String,
     /// `grpc://ADDR` of the Flight SQL service, for roles that serve it.
     pub grpc_url: Option<String>,
+    /// `HOST:PORT` of the PostgreSQL wire protocol, for roles that serve it.
+    pub pg_addr: Option<String>,
 }
 
 /// Flags and environment that put a server's state on a real S3-protocol server and a real
@@ -61,6 +63,7 @@ impl TestServer {
             env: env.to_vec(),
             url: String::new(),
             grpc_url: None,
+            pg_addr: None,
         };
         server.spawn();
         server
@@ -70,8 +73,11 @@ impl TestServer {
         let offset = std::fs::metadata(&self.stdout_path).map(|m| m.len()).unwrap_or(0);
         let open = |p: &Path| -> File { OpenOptions::new().create(true).append(true).open(p).expect("log file") };
         // Every role that serves gRPC gets a free port too.
-        let grpc: &[&str] =
-            if matches!(self.role.as_str(), "serve" | "querier") { &["--grpc-addr", "127.0.0.1:0"] } else { &[] };
+        let grpc: &[&str] = if matches!(self.role.as_str(), "serve" | "querier") {
+            &["--grpc-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"]
+        } else {
+            &[]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_hourglass"))
             .arg(&self.role)
             .args(grpc)
@@ -99,6 +105,10 @@ impl TestServer {
                     self.grpc_url = fresh
                         .lines()
                         .find_map(|l| l.split("flight sql listening on ").nth(1))
+                        .map(|u| u.trim().to_string());
+                    self.pg_addr = fresh
+                        .lines()
+                        .find_map(|l| l.split("postgres listening on postgresql://").nth(1))
                         .map(|u| u.trim().to_string());
                     return;
                 }
