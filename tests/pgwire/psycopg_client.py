@@ -119,6 +119,19 @@ def main():
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
             )
             assert [r[0] for r in cur.fetchall()] == ["events", "raw_events"]
+            # Column types by PostgreSQL's names, as Grafana's and Metabase's pickers read them.
+            cur.execute(
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                "WHERE table_name = %s AND column_name IN ('timestamp', 'screen_width', 'props') ORDER BY 1",
+                ("events",),
+            )
+            assert cur.fetchall() == [
+                ("props", "json", "YES"),
+                ("screen_width", "integer", "YES"),
+                ("timestamp", "timestamp with time zone", "NO"),
+            ]
+            cur.execute("SELECT current_setting('search_path'), current_setting('server_version')")
+            assert cur.fetchone() == ('"$user", public', "15.0")
             cur.execute(
                 "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_class c "
                 "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid WHERE c.relname = 'events' "

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{
     SetExpr, Statement, Value, visit_expressions_mut, visit_relations, visit_relations_mut,
 };
 
-use crate::pg_catalog::{EMPTY_TABLES, TABLES};
+use crate::pg_catalog::{EMPTY_TABLES, INFORMATION_SCHEMA, TABLES, information_schema_table};
 
 /// A statement ready for DataFusion, and what answering it needs.
 #[derive(Debug, Clone)]
@@ -46,10 +46,19 @@ enum Relation {
     Emulated(bool),
     /// A `pg_catalog` relation Hourglass does not have.
     Unknown,
+    /// An `information_schema` view answered with PostgreSQL's type names (DataFusion's own
+    /// speaks Arrow's), from the emulated catalog.
+    InformationSchema,
 }
 
 fn classify(name: &ObjectName) -> Relation {
     let parts: Vec<String> = name.0.iter().map(part_name).collect();
+    if let [schema, view] = parts.as_slice()
+        && schema == "information_schema"
+        && INFORMATION_SCHEMA.contains(&view.as_str())
+    {
+        return Relation::InformationSchema;
+    }
     let table = match parts.as_slice() {
         [schema, table] if schema == "pg_catalog" => table.as_str(),
         [table] if table.starts_with("pg_") => table.as_str(),
@@ -195,6 +204,11 @@ pub(crate) fn rewrite(mut statement: Statement) -> Rewritten {
                 }
             }
             Relation::Unknown => reads_unknown = true,
+            Relation::InformationSchema => {
+                reads_catalog = true;
+                let view = name.0.last().map(part_name).unwrap_or_default();
+                *name = ObjectName::from(vec![Ident::new("pg_catalog"), Ident::new(information_schema_table(&view))]);
+            }
         }
         ControlFlow::<()>::Continue(())
     });
@@ -249,6 +263,9 @@ mod tests {
     #[test]
     fn unknown_catalog_relations_are_flagged_and_user_tables_left_alone() {
         assert!(one("SELECT polname FROM pg_catalog.pg_policy").reads_unknown);
+        let r = one("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events'");
+        assert!(r.reads_catalog);
+        assert!(r.sql.contains("FROM pg_catalog.information_schema_columns"), "{}", r.sql);
         let r = one("SELECT count(*) FROM events WHERE name = 'x'");
         assert!(!r.reads_catalog && !r.reads_unknown);
         assert_eq!(r.sql, "SELECT count(*) FROM events WHERE name = 'x'");

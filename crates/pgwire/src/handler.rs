@@ -23,7 +23,7 @@ use crate::auth::Connection;
 use crate::command::{Command, parse, parse_one};
 use crate::compat::Rewritten;
 use crate::errors::{is_planning_error, query_error, sqlstate, user_error};
-use crate::pg_catalog::{PgSession, SERVER_VERSION};
+use crate::pg_catalog::{PgSession, setting};
 use crate::types::{fields, pg_type, rows};
 
 /// A statement prepared by `Parse`: what it does, and for queries the result schema and
@@ -64,29 +64,7 @@ fn show_value(connection: &Connection, name: &str) -> Option<String> {
     {
         return Some(value.clone());
     }
-    Some(
-        match name {
-            "server_version" => SERVER_VERSION,
-            "server_version_num" => "150000",
-            "server_encoding" | "client_encoding" => "UTF8",
-            "datestyle" => "ISO, MDY",
-            "intervalstyle" => "postgres",
-            "timezone" | "time zone" => "UTC",
-            "transaction isolation level" | "transaction_isolation" | "default_transaction_isolation" => {
-                "read committed"
-            }
-            "transaction_read_only" | "default_transaction_read_only" => "on",
-            "standard_conforming_strings" | "integer_datetimes" => "on",
-            "is_superuser" => "off",
-            "search_path" => "\"$user\", public",
-            "max_identifier_length" => "63",
-            "lc_collate" | "lc_ctype" => "C",
-            "application_name" => "",
-            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => "0",
-            _ => return None,
-        }
-        .to_string(),
-    )
+    setting(name)
 }
 
 fn show_schema(name: &str) -> SchemaRef {

@@ -46,6 +46,14 @@ pub(crate) const EMPTY_TABLES: &[&str] = &[
     "pg_depend",
 ];
 
+/// `information_schema` views answered with PostgreSQL's type names.
+pub(crate) const INFORMATION_SCHEMA: &[&str] = &["tables", "columns", "schemata"];
+
+/// The emulated catalog's table behind `information_schema.VIEW`.
+pub(crate) fn information_schema_table(view: &str) -> String {
+    format!("information_schema_{view}")
+}
+
 /// The version reported to clients: PostgreSQL 15 catalog queries are the ones emulated.
 pub(crate) const SERVER_VERSION: &str = "15.0";
 
@@ -318,6 +326,7 @@ impl PgSession {
             .map(|(name, value)| ScalarUDF::new_from_impl(PgFunction::new(name, Body::Constant(value))))
             .collect();
         functions.push(ScalarUDF::new_from_impl(PgFunction::new("format_type", Body::FormatType)));
+        functions.push(ScalarUDF::new_from_impl(PgFunction::new("current_setting", Body::Setting)));
         functions.push(ScalarUDF::new_from_impl(PgFunction::new("quote_ident", Body::QuoteIdent)));
         functions
     }
@@ -624,6 +633,8 @@ impl PgSession {
         ];
         schema.register_table("pg_user".into(), Arc::new(table(&cols, &rows)?))?;
 
+        self.register_information_schema(&schema, &namespaces, &tables)?;
+
         let empty: &[(&str, &[(&str, Kind)])] = &[
             ("pg_description", &[("objoid", Oid), ("classoid", Oid), ("objsubid", Int4), ("description", Text)]),
             ("pg_attrdef", &[("oid", Oid), ("adrelid", Oid), ("adnum", Int2), ("adbin", Text)]),
@@ -713,6 +724,109 @@ impl PgSession {
     }
 }
 
+impl PgSession {
+    fn register_information_schema(
+        &self,
+        schema: &MemorySchemaProvider,
+        namespaces: &[(i64, String)],
+        tables: &[TableEntry],
+    ) -> datafusion::error::Result<()> {
+        use Kind::*;
+        let namespace_name =
+            |oid: i64| namespaces.iter().find(|(n, _)| *n == oid).map(|(_, name)| name.clone()).unwrap_or_default();
+        let rows: Vec<Vec<Cell>> = tables
+            .iter()
+            .map(|t| {
+                vec![
+                    text(&self.database),
+                    text(&namespace_name(t.namespace)),
+                    text(&t.name),
+                    text("BASE TABLE"),
+                    text("NO"),
+                    text("NO"),
+                ]
+            })
+            .collect();
+        let cols = [
+            ("table_catalog", Text),
+            ("table_schema", Text),
+            ("table_name", Text),
+            ("table_type", Text),
+            ("is_insertable_into", Text),
+            ("is_typed", Text),
+        ];
+        schema.register_table(information_schema_table("tables"), Arc::new(table(&cols, &rows)?))?;
+
+        let mut rows = Vec::new();
+        for t in tables {
+            for (i, field) in t.schema.fields().iter().enumerate() {
+                let ty = pg_type(field.data_type());
+                let is_array = matches!(ty.kind(), TypeKind::Array(_));
+                let (precision, scale) = match ty {
+                    Type::INT2 => (Cell::Int(16), Cell::Int(0)),
+                    Type::INT4 => (Cell::Int(32), Cell::Int(0)),
+                    Type::INT8 => (Cell::Int(64), Cell::Int(0)),
+                    Type::FLOAT4 => (Cell::Int(24), Cell::Null),
+                    Type::FLOAT8 => (Cell::Int(53), Cell::Null),
+                    _ => (Cell::Null, Cell::Null),
+                };
+                let datetime_precision = match ty {
+                    Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME => Cell::Int(6),
+                    Type::DATE => Cell::Int(0),
+                    _ => Cell::Null,
+                };
+                rows.push(vec![
+                    text(&self.database),
+                    text(&namespace_name(t.namespace)),
+                    text(&t.name),
+                    text(field.name()),
+                    Cell::Int(i64::try_from(i + 1).unwrap_or(0)),
+                    Cell::Null,
+                    text(if field.is_nullable() { "YES" } else { "NO" }),
+                    text(if is_array { "ARRAY" } else { sql_name(&ty) }),
+                    Cell::Null,
+                    precision,
+                    scale,
+                    datetime_precision,
+                    text(&self.database),
+                    text("pg_catalog"),
+                    text(ty.name()),
+                    text("NO"),
+                    text("NEVER"),
+                    text("YES"),
+                ]);
+            }
+        }
+        let cols = [
+            ("table_catalog", Text),
+            ("table_schema", Text),
+            ("table_name", Text),
+            ("column_name", Text),
+            ("ordinal_position", Int4),
+            ("column_default", Text),
+            ("is_nullable", Text),
+            ("data_type", Text),
+            ("character_maximum_length", Int4),
+            ("numeric_precision", Int4),
+            ("numeric_scale", Int4),
+            ("datetime_precision", Int4),
+            ("udt_catalog", Text),
+            ("udt_schema", Text),
+            ("udt_name", Text),
+            ("is_identity", Text),
+            ("is_generated", Text),
+            ("is_updatable", Text),
+        ];
+        schema.register_table(information_schema_table("columns"), Arc::new(table(&cols, &rows)?))?;
+
+        let rows: Vec<Vec<Cell>> =
+            namespaces.iter().map(|(_, name)| vec![text(&self.database), text(name), text(&self.user)]).collect();
+        let cols = [("catalog_name", Text), ("schema_name", Text), ("schema_owner", Text)];
+        schema.register_table(information_schema_table("schemata"), Arc::new(table(&cols, &rows)?))?;
+        Ok(())
+    }
+}
+
 /// What a PostgreSQL function computes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Body {
@@ -722,6 +836,8 @@ enum Body {
     FormatType,
     /// `quote_ident(text)`: an identifier quoted where PostgreSQL would quote it.
     QuoteIdent,
+    /// `current_setting(name)`: the settings clients read this way.
+    Setting,
 }
 
 /// A PostgreSQL function that clients call in catalog queries.
@@ -737,6 +853,34 @@ impl PgFunction {
         let signature = Signature::one_of(vec![TypeSignature::Nullary, TypeSignature::VariadicAny], Volatility::Stable);
         Self { name: name.to_string(), signature, body }
     }
+}
+
+/// Values of the server settings clients read with `SHOW` or `current_setting`.
+pub(crate) fn setting(name: &str) -> Option<String> {
+    Some(
+        match name {
+            "server_version" => SERVER_VERSION,
+            "server_version_num" => "150000",
+            "server_encoding" | "client_encoding" => "UTF8",
+            "datestyle" => "ISO, MDY",
+            "intervalstyle" => "postgres",
+            "timezone" | "time zone" => "UTC",
+            "transaction isolation level" | "transaction_isolation" | "default_transaction_isolation" => {
+                "read committed"
+            }
+            "transaction_read_only" | "default_transaction_read_only" => "on",
+            "standard_conforming_strings" | "integer_datetimes" => "on",
+            "is_superuser" => "off",
+            "search_path" => "\"$user\", public",
+            "max_identifier_length" => "63",
+            "max_index_keys" => "32",
+            "lc_collate" | "lc_ctype" => "C",
+            "application_name" => "",
+            "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => "0",
+            _ => return None,
+        }
+        .to_string(),
+    )
 }
 
 fn quote_ident(name: &str) -> String {
@@ -757,7 +901,7 @@ impl ScalarUDFImpl for PgFunction {
     fn return_type(&self, _arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
         Ok(match &self.body {
             Body::Constant(value) => value.data_type(),
-            Body::FormatType | Body::QuoteIdent => DataType::Utf8,
+            Body::FormatType | Body::QuoteIdent | Body::Setting => DataType::Utf8,
         })
     }
 
@@ -786,6 +930,18 @@ impl ScalarUDFImpl for PgFunction {
                     })
                     .collect();
                 Ok(ColumnarValue::Array(Arc::new(names)))
+            }
+            Body::Setting => {
+                let names = first()?.into_array(args.number_rows)?;
+                let names = arrow::compute::cast(&names, &DataType::Utf8)?;
+                let names = names
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .cloned()
+                    .unwrap_or_else(|| StringArray::from(vec![None::<&str>; names.len()]));
+                let values: StringArray =
+                    names.iter().map(|name| name.and_then(|n| setting(&n.to_ascii_lowercase()))).collect();
+                Ok(ColumnarValue::Array(Arc::new(values)))
             }
             Body::QuoteIdent => {
                 let names = first()?.into_array(args.number_rows)?;
