@@ -9,6 +9,7 @@
 
 mod buffer_source;
 mod error;
+mod functions;
 pub mod metrics;
 mod querier;
 mod system_tables;

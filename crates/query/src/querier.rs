@@ -123,7 +123,9 @@ impl Querier {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(self.config.target_partitions.max(1));
-        SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime))
+        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        crate::functions::register(&ctx);
+        ctx
     }
 
     /// A session for `scope`: a tenant's rows of `events` and `raw_events`, or the admin's

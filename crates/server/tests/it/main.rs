@@ -14,5 +14,6 @@ mod outage;
 mod persist;
 mod pgwire;
 mod roundtrip;
+mod sqllogic;
 mod support;
 mod wal_damage;
