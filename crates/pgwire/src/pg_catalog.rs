@@ -883,6 +883,16 @@ pub(crate) fn setting(name: &str) -> Option<String> {
     )
 }
 
+/// A function argument as strings.
+fn strings(value: ColumnarValue, rows: usize) -> datafusion::error::Result<StringArray> {
+    let array = arrow::compute::cast(&value.into_array(rows)?, &DataType::Utf8)?;
+    array
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| DataFusionError::Internal("a cast to Utf8 gave another type".into()))
+}
+
 fn quote_ident(name: &str) -> String {
     let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
@@ -932,25 +942,13 @@ impl ScalarUDFImpl for PgFunction {
                 Ok(ColumnarValue::Array(Arc::new(names)))
             }
             Body::Setting => {
-                let names = first()?.into_array(args.number_rows)?;
-                let names = arrow::compute::cast(&names, &DataType::Utf8)?;
-                let names = names
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .cloned()
-                    .unwrap_or_else(|| StringArray::from(vec![None::<&str>; names.len()]));
+                let names = strings(first()?, args.number_rows)?;
                 let values: StringArray =
                     names.iter().map(|name| name.and_then(|n| setting(&n.to_ascii_lowercase()))).collect();
                 Ok(ColumnarValue::Array(Arc::new(values)))
             }
             Body::QuoteIdent => {
-                let names = first()?.into_array(args.number_rows)?;
-                let names = arrow::compute::cast(&names, &DataType::Utf8)?;
-                let names = names
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .cloned()
-                    .unwrap_or_else(|| StringArray::from(vec![None::<&str>; names.len()]));
+                let names = strings(first()?, args.number_rows)?;
                 let quoted: StringArray = names.iter().map(|name| name.map(quote_ident)).collect();
                 Ok(ColumnarValue::Array(Arc::new(quoted)))
             }

@@ -116,10 +116,9 @@ pub struct NodeArgs {
     pub node_lease: humantime::Duration,
 }
 
+/// Where a node with a querier serves SQL clients.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub node: NodeArgs,
+pub struct SqlPortArgs {
     /// Address of the gRPC service: Arrow Flight SQL. Port 0 picks a free port.
     #[arg(long, env = "HOURGLASS_GRPC_ADDR", default_value = "127.0.0.1:8082")]
     pub grpc_addr: SocketAddr,
@@ -127,6 +126,14 @@ pub struct ServeArgs {
     /// free port.
     #[arg(long, env = "HOURGLASS_PG_ADDR", default_value = "127.0.0.1:5433")]
     pub pg_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub sql: SqlPortArgs,
     #[command(flatten)]
     pub ingest: IngestArgs,
     #[command(flatten)]
@@ -150,13 +157,8 @@ pub struct IngesterArgs {
 pub struct QuerierArgs {
     #[command(flatten)]
     pub node: NodeArgs,
-    /// Address of the gRPC service: Arrow Flight SQL. Port 0 picks a free port.
-    #[arg(long, env = "HOURGLASS_GRPC_ADDR", default_value = "127.0.0.1:8082")]
-    pub grpc_addr: SocketAddr,
-    /// Address of the PostgreSQL wire protocol (psql, psycopg, JDBC, Grafana). Port 0 picks a
-    /// free port.
-    #[arg(long, env = "HOURGLASS_PG_ADDR", default_value = "127.0.0.1:5433")]
-    pub pg_addr: SocketAddr,
+    #[command(flatten)]
+    pub sql: SqlPortArgs,
     #[command(flatten)]
     pub query: QueryEngineArgs,
 }

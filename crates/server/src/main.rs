@@ -30,8 +30,8 @@ fn main() -> std::process::ExitCode {
                 ingester: Some((args.ingest, None)),
                 querier: Some(args.query),
                 compactor: Some(args.compact),
-                flight_sql: Some(args.grpc_addr),
-                postgres: Some(args.pg_addr),
+                flight_sql: Some(args.sql.grpc_addr),
+                postgres: Some(args.sql.pg_addr),
                 standalone: true,
                 ..plan
             })
@@ -44,8 +44,8 @@ fn main() -> std::process::ExitCode {
             let args = *args;
             node_main(node::Plan {
                 querier: Some(args.query),
-                flight_sql: Some(args.grpc_addr),
-                postgres: Some(args.pg_addr),
+                flight_sql: Some(args.sql.grpc_addr),
+                postgres: Some(args.sql.pg_addr),
                 ..node::Plan::new(args.node)
             })
         }
