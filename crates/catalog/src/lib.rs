@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hourglass_types::{ErrorKind, TableName, TenantId};
+use hourglass_types::{ErrorKind, FileStats, PartitionKey, TableName, TenantId};
 
 pub use membership::Membership;
 pub use sql_catalog::{CatalogOptions, SqlCatalog, redact_url};
@@ -166,6 +166,34 @@ pub struct NewFile {
     pub bytes: u64,
     /// Processor version of derived tables; `None` for raw files.
     pub processor_version: Option<i32>,
+}
+
+impl NewFile {
+    /// A file of `partition` and `generation` at `path`, `bytes` long, holding rows described
+    /// by `stats`.
+    pub fn new(
+        partition: PartitionKey,
+        generation: u64,
+        path: String,
+        bytes: u64,
+        stats: FileStats,
+        processor_version: Option<i32>,
+    ) -> Self {
+        Self {
+            table: partition.table,
+            hour: partition.hour,
+            shard: partition.shard,
+            generation,
+            path,
+            min_tenant: stats.min_tenant,
+            max_tenant: stats.max_tenant,
+            min_time_ms: stats.min_time_ms,
+            max_time_ms: stats.max_time_ms,
+            rows: stats.rows,
+            bytes,
+            processor_version,
+        }
+    }
 }
 
 /// A recorded Parquet file.

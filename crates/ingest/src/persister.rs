@@ -165,20 +165,8 @@ async fn persist_chunk(shared: &Shared, chunk: &Chunk) -> Result<()> {
                 return Err(Error::Put { path, source });
             }
             metrics::PERSISTED_FILES.inc();
-            files.push(NewFile {
-                table,
-                hour,
-                shard,
-                generation: INGEST_GENERATION,
-                path,
-                min_tenant: stats.min_tenant,
-                max_tenant: stats.max_tenant,
-                min_time_ms: stats.min_time_ms,
-                max_time_ms: stats.max_time_ms,
-                rows: stats.rows,
-                bytes,
-                processor_version: (table == TableName::Events).then_some(hourglass_processor::PROCESSOR_VERSION),
-            });
+            let version = (table == TableName::Events).then_some(hourglass_processor::PROCESSOR_VERSION);
+            files.push(NewFile::new(key, INGEST_GENERATION, path, bytes, stats, version));
         }
     }
     shared.catalog.commit_persist(&shared.config.ingester_id, chunk.max_seq(), &files).await?;

@@ -191,20 +191,8 @@ impl Compactor {
             .put(&Path::from(path.as_str()), PutPayload::from(data))
             .await
             .map_err(|source| Error::Object { path: path.clone(), source })?;
-        let merged_file = NewFile {
-            table: key.table,
-            hour: key.hour,
-            shard: key.shard,
-            generation,
-            path: path.clone(),
-            min_tenant: stats.min_tenant,
-            max_tenant: stats.max_tenant,
-            min_time_ms: stats.min_time_ms,
-            max_time_ms: stats.max_time_ms,
-            rows: stats.rows,
-            bytes,
-            processor_version: files[0].file.processor_version,
-        };
+        let rows = stats.rows;
+        let merged_file = NewFile::new(key, generation, path.clone(), bytes, stats, files[0].file.processor_version);
         let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
         match self.catalog.replace_files(&self.config.writer_id, &ids, &[merged_file]).await {
             Ok(()) => {
@@ -216,7 +204,7 @@ impl Compactor {
                     hour = key.hour,
                     shard = key.shard,
                     files = files.len(),
-                    rows = stats.rows,
+                    rows,
                     duplicates = dropped,
                     "merged partition"
                 );

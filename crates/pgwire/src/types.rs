@@ -274,15 +274,14 @@ fn micros_to_naive(micros: i64) -> Option<NaiveDateTime> {
     DateTime::<Utc>::from_timestamp_micros(micros).map(|t| t.naive_utc())
 }
 
-fn encode_batch(fields: &[FieldInfo], batch: &RecordBatch) -> PgWireResult<Vec<DataRow>> {
+fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: &RecordBatch) -> PgWireResult<Vec<DataRow>> {
     let columns = batch
         .columns()
         .iter()
-        .zip(fields)
+        .zip(fields.iter())
         .map(|(array, field)| column(array, field.datatype()))
         .collect::<PgWireResult<Vec<_>>>()?;
-    let fields = Arc::new(fields.to_vec());
-    let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
+    let mut encoder = DataRowEncoder::new(Arc::clone(fields));
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         for column in &columns {

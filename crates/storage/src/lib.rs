@@ -18,7 +18,8 @@ use object_store::memory::InMemory;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
 
 pub use durable_local::DurableLocalFileSystem;
-pub use parquet_file::{FileStats, ParquetOptions, encode_parquet, sort_for_parquet};
+pub use hourglass_types::FileStats;
+pub use parquet_file::{ParquetOptions, encode_parquet, sort_for_parquet};
 
 /// Errors from building stores and encoding files.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@
 use arrow::array::{Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use bytes::Bytes;
+use hourglass_types::FileStats;
 use hourglass_types::schema::col;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -39,21 +40,6 @@ impl Default for ParquetOptions {
         // Level 1: persisting competes with ingest for CPU, and compaction rewrites these files.
         Self { row_group_rows: 128 * 1024, page_rows: 8 * 1024, zstd_level: 1 }
     }
-}
-
-/// What the catalog records about a file's contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStats {
-    /// Smallest tenant id in the file.
-    pub min_tenant: String,
-    /// Largest tenant id in the file.
-    pub max_tenant: String,
-    /// Earliest event timestamp (epoch ms).
-    pub min_time_ms: i64,
-    /// Latest event timestamp (epoch ms).
-    pub max_time_ms: i64,
-    /// Number of rows.
-    pub rows: u64,
 }
 
 fn tenant_column(batch: &RecordBatch) -> Result<&StringArray> {

@@ -11,5 +11,5 @@ pub mod tenant;
 
 pub use clock::{Clock, MockClock, SystemClock};
 pub use error::ErrorKind;
-pub use partition::{PartitionKey, TableName};
+pub use partition::{FileStats, PartitionKey, TableName};
 pub use tenant::{TenantId, TenantIdError};

@@ -62,6 +62,21 @@ pub fn shard_of(tenant: &str, shards: u32) -> u32 {
     (hash % u64::from(shards.max(1))) as u32
 }
 
+/// What the catalog records about a Parquet file's rows (computed when the file is written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStats {
+    /// Smallest tenant id in the file.
+    pub min_tenant: String,
+    /// Largest tenant id in the file.
+    pub max_tenant: String,
+    /// Earliest event timestamp (epoch ms).
+    pub min_time_ms: i64,
+    /// Latest event timestamp (epoch ms).
+    pub max_time_ms: i64,
+    /// Number of rows.
+    pub rows: u64,
+}
+
 /// One partition: a table's rows for one UTC hour and one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartitionKey {

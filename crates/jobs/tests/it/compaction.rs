@@ -44,20 +44,8 @@ async fn persist(store: &dyn ObjectStore, catalog: &dyn Catalog, ingester: &str,
     let path = key.file_key(1, &format!("{ingester}-{seq}"));
     let bytes = data.len() as u64;
     store.put(&Path::from(path.as_str()), PutPayload::from(data)).await.expect("put");
-    let file = NewFile {
-        table: TableName::RawEvents,
-        hour: HOUR,
-        shard: 0,
-        generation: 1,
-        path,
-        min_tenant: stats.min_tenant,
-        max_tenant: stats.max_tenant,
-        min_time_ms: stats.min_time_ms,
-        max_time_ms: stats.max_time_ms,
-        rows: stats.rows,
-        bytes,
-        processor_version: None,
-    };
+    let file =
+        NewFile::new(PartitionKey { table: TableName::RawEvents, hour: HOUR, shard: 0 }, 1, path, bytes, stats, None);
     catalog.commit_persist(ingester, seq, &[file]).await.expect("commit");
 }
 
