@@ -36,7 +36,7 @@ use base64::Engine;
 use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use hourglass_catalog::{Principal, TokenCache};
-use hourglass_query::{Querier, Scope};
+use hourglass_query::{Interface, Querier, RunOptions, Scope};
 use hourglass_types::ErrorKind;
 use prost::Message;
 use tonic::metadata::MetadataMap;
@@ -55,6 +55,8 @@ pub(crate) fn status(kind: ErrorKind, message: String) -> Status {
         ErrorKind::PayloadTooLarge | ErrorKind::ResourceExhausted => Status::resource_exhausted(message),
         ErrorKind::Unavailable => Status::unavailable(message),
         ErrorKind::QueryTimeout => Status::deadline_exceeded(message),
+        ErrorKind::LimitExceeded => Status::resource_exhausted(message),
+        ErrorKind::Cancelled => Status::cancelled(message),
         ErrorKind::Internal => {
             tracing::warn!(error = %message, "flight sql request failed");
             Status::internal("internal error; the server log has the details")
@@ -62,8 +64,12 @@ pub(crate) fn status(kind: ErrorKind, message: String) -> Status {
     }
 }
 
+/// A query error as a gRPC status; the `hourglass-error-code` metadata tells the query limits
+/// apart where gRPC codes coincide.
 fn query_status(e: hourglass_query::Error) -> Status {
-    status(e.kind(), hourglass_types::error::display_chain(&e))
+    let mut status = status(e.kind(), hourglass_types::error::display_chain(&e));
+    status.metadata_mut().insert("hourglass-error-code", tonic::metadata::MetadataValue::from_static(e.code()));
+    status
 }
 
 fn arrow_status(e: impl std::fmt::Display) -> Status {
@@ -216,7 +222,8 @@ impl FlightSqlServer {
     }
 
     async fn run(&self, scope: &Scope, sql: &str, params: Vec<ScalarValue>) -> Result<Response<FlightStream>, Status> {
-        let result = self.querier.query_with_params(scope, sql, params).await.map_err(query_status)?;
+        let options = RunOptions { interface: Interface::FlightSql, setup: None };
+        let result = self.querier.query_with(scope, sql, params, options).await.map_err(query_status)?;
         Ok(Self::stream(result.schema, result.batches))
     }
 

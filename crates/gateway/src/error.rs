@@ -12,13 +12,21 @@ const RETRY_AFTER_SECS: u32 = 1;
 #[derive(Debug)]
 pub struct ApiError {
     kind: ErrorKind,
+    code: &'static str,
     message: String,
 }
 
 impl ApiError {
     /// An error of `kind` with a message for the client.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, code: kind.code(), message: message.into() }
+    }
+
+    /// The same error with a more specific code than its kind's, for example to tell the
+    /// query limits apart.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
     }
 
     /// The status code for a kind.
@@ -33,6 +41,8 @@ impl ApiError {
             ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::QueryTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::LimitExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::CONFLICT),
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -46,7 +56,7 @@ impl From<hourglass_ingest::Error> for ApiError {
 
 impl From<hourglass_query::Error> for ApiError {
     fn from(e: hourglass_query::Error) -> Self {
-        Self::new(e.kind(), display_chain(&e))
+        Self::new(e.kind(), display_chain(&e)).with_code(e.code())
     }
 }
 
@@ -70,7 +80,7 @@ impl IntoResponse for ApiError {
             self.message
         };
         crate::metrics::HTTP_ERRORS.inc();
-        let body = serde_json::json!({"error": {"code": self.kind.code(), "message": message}});
+        let body = serde_json::json!({"error": {"code": self.code, "message": message}});
         let mut response = (status, axum::Json(body)).into_response();
         if self.kind.is_retryable() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));

@@ -92,6 +92,47 @@ pub(crate) async fn create_tenant(State(gw): Shared, headers: HeaderMap, body: B
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// `GET /api/v1/admin/queries`: the queries this node's querier is running or queueing.
+pub(crate) async fn list_queries(State(gw): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
+    gw.auth.admin(&headers).await?;
+    let querier = gw.services.querier.as_ref().ok_or_else(|| role_missing("querier"))?;
+    let queries: Vec<serde_json::Value> = querier
+        .running_queries()
+        .into_iter()
+        .map(|q| {
+            let started_at = chrono::DateTime::<chrono::Utc>::from(q.started_at);
+            serde_json::json!({
+                "id": q.id,
+                "tenant": q.tenant,
+                "interface": q.interface.as_str(),
+                "state": q.state,
+                "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "memory_bytes": q.memory_bytes,
+                "sql": q.sql,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"queries": queries})).into_response())
+}
+
+/// `DELETE /api/v1/admin/queries/{id}`: cancels a running or queued query.
+pub(crate) async fn cancel_query(
+    State(gw): Shared,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    gw.auth.admin(&headers).await?;
+    let querier = gw.services.querier.as_ref().ok_or_else(|| role_missing("querier"))?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::new(ErrorKind::InvalidArgument, format!("query id must be a number, not {id:?}")))?;
+    if !querier.cancel(id) {
+        return Err(ApiError::new(ErrorKind::NotFound, format!("no query {id} is running on this node")));
+    }
+    tracing::info!(query = id, "query cancelled by the admin");
+    Ok(Json(serde_json::json!({"id": id, "cancelled": true})).into_response())
+}
+
 fn role_missing(role: &str) -> ApiError {
     ApiError::new(ErrorKind::NotFound, format!("this node does not run the {role} role"))
 }
@@ -163,13 +204,19 @@ pub(crate) async fn query(State(gw): Shared, headers: HeaderMap, body: Body) -> 
     let request: QueryRequest = parse_json(&raw)?;
     let querier = match (&gw.services.querier, &gw.services.cluster) {
         (Some(querier), _) => querier,
-        (None, Some(cluster)) => return cluster.query(&headers, raw).await,
+        (None, Some(cluster)) => {
+            // The querier queues fairly per tenant; this only bounds what the gateway relays.
+            let _slot = gw.query_slots.try_acquire().map_err(|_| {
+                ApiError::new(
+                    ErrorKind::ResourceExhausted,
+                    "too many queries in flight through this gateway; retry shortly",
+                )
+                .with_code("too_many_queries")
+            })?;
+            return cluster.query(&headers, raw).await;
+        }
         (None, None) => return Err(role_missing("querier")),
     };
-    let _slot = gw
-        .query_slots
-        .try_acquire()
-        .map_err(|_| ApiError::new(ErrorKind::ResourceExhausted, "too many queries running; retry shortly"))?;
     let result = querier.query_as(&scope, &request.sql).await?;
     let encoded = format
         .encode(&result.schema, &result.batches)

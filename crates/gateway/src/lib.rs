@@ -34,7 +34,8 @@ pub use startup::{LateRouter, startup_router};
 /// Gateway settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Queries allowed to run at once; more are refused with 429 and `Retry-After`.
+    /// Queries the gateway role forwards at once; more are refused with 429 and `Retry-After`.
+    /// (An in-process querier queues its own queries fairly per tenant.)
     pub max_concurrent_queries: usize,
     /// Ingest requests handled at once; more are refused with 429 and `Retry-After`, which
     /// bounds the memory that request bodies in flight can take.
@@ -99,6 +100,8 @@ impl Gateway {
             .route("/metrics", get(handlers::metrics))
             .route("/api/v1/admin/tenants", post(handlers::create_tenant))
             .route("/api/v1/admin/flush", post(handlers::flush))
+            .route("/api/v1/admin/queries", get(handlers::list_queries))
+            .route("/api/v1/admin/queries/{id}", axum::routing::delete(handlers::cancel_query))
             .route("/api/v1/events", post(handlers::ingest))
             .route("/api/v1/query", post(handlers::query))
             .fallback(handlers::not_found)

@@ -18,8 +18,8 @@ use pgwire::api::auth::{
     save_startup_parameters_to_metadata,
 };
 use pgwire::api::{
-    ClientInfo, METADATA_DATABASE, METADATA_USER, PgWireConnectionState, PidSecretKeyGenerator,
-    RandomPidSecretKeyGenerator,
+    ClientInfo, ConnectionGuard, ConnectionHandle, ConnectionManager, METADATA_DATABASE, METADATA_USER,
+    PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
@@ -42,6 +42,10 @@ pub(crate) struct Connection {
     pub pid: i32,
     /// Values of `SET` statements, for `SHOW`.
     pub settings: Mutex<BTreeMap<String, String>>,
+    /// Where a CancelRequest for this connection arrives.
+    pub cancel: Arc<ConnectionHandle>,
+    /// Keeps the connection known to cancel requests until it closes.
+    pub _registration: ConnectionGuard,
 }
 
 /// Authenticates connections with cleartext passwords that are Hourglass tokens.
@@ -49,17 +53,19 @@ pub(crate) struct TokenStartup {
     tokens: Arc<TokenCache>,
     parameters: DefaultServerParameterProvider,
     pids: RandomPidSecretKeyGenerator,
+    connections: Arc<ConnectionManager>,
 }
 
 impl TokenStartup {
-    /// Checks passwords against `tokens`.
-    pub fn new(tokens: Arc<TokenCache>) -> Self {
+    /// Checks passwords against `tokens`; registers each connection in `connections` for
+    /// cancel requests.
+    pub fn new(tokens: Arc<TokenCache>, connections: Arc<ConnectionManager>) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = SERVER_VERSION.to_string();
         parameters.is_superuser = false;
         parameters.default_transaction_read_only = true;
         parameters.time_zone = "UTC".to_string();
-        Self { tokens, parameters, pids: RandomPidSecretKeyGenerator::default() }
+        Self { tokens, parameters, pids: RandomPidSecretKeyGenerator::default(), connections }
     }
 
     async fn scope(&self, user: &str, password: &str) -> PgWireResult<Scope> {
@@ -101,6 +107,7 @@ impl StartupHandler for TokenStartup {
                 let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_else(|| "hourglass".into());
                 let scope = self.scope(&user, &password.password).await?;
                 let (pid, secret) = self.pids.generate(client);
+                let (cancel, registration) = self.connections.register(pid, secret.clone());
                 client.set_pid_and_secret_key(pid, secret);
                 let database = client.metadata().get(METADATA_DATABASE).cloned().unwrap_or_else(|| user.clone());
                 tracing::debug!(user, database, "postgres wire connection authenticated");
@@ -110,6 +117,8 @@ impl StartupHandler for TokenStartup {
                     database,
                     pid,
                     settings: Mutex::new(BTreeMap::new()),
+                    cancel,
+                    _registration: registration,
                 });
                 finish_authentication(client, &self.parameters).await?;
             }

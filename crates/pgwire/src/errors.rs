@@ -39,6 +39,10 @@ pub(crate) mod sqlstate {
     pub const QUERY_CANCELED: &str = "57014";
     /// A query past its memory limit.
     pub const OUT_OF_MEMORY: &str = "53200";
+    /// The querier's shared memory is taken by other queries; retry.
+    pub const INSUFFICIENT_RESOURCES: &str = "53000";
+    /// The tenant has too many queries running and waiting; retry.
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
     /// Storage or catalog unavailable; retry.
     pub const UNAVAILABLE: &str = "57P03";
     /// Credentials that are not a read token or the admin token.
@@ -81,14 +85,26 @@ fn datafusion_code(e: &DataFusionError) -> &'static str {
 /// A query error as the client sees it.
 pub(crate) fn query_error(e: hourglass_query::Error) -> PgWireError {
     let message = hourglass_types::error::display_chain(&e);
+    use hourglass_query::Error as Query;
     let code = match (&e, e.kind()) {
-        (hourglass_query::Error::NotReadOnly(_), _) => sqlstate::READ_ONLY,
+        (Query::NotReadOnly(_), _) => sqlstate::READ_ONLY,
+        (Query::Timeout { .. }, _) => {
+            let message = format!("canceling statement due to statement timeout: {message}");
+            return user_error(sqlstate::QUERY_CANCELED, message);
+        }
+        (Query::Cancelled(_), _) => {
+            return user_error(sqlstate::QUERY_CANCELED, format!("canceling statement due to user request: {message}"));
+        }
+        (Query::MemoryLimit { .. }, _) => sqlstate::OUT_OF_MEMORY,
+        (Query::QuerierBusy, _) => sqlstate::INSUFFICIENT_RESOURCES,
+        (Query::TooManyQueries(_), _) => sqlstate::TOO_MANY_CONNECTIONS,
         (_, ErrorKind::PermissionDenied) => sqlstate::INSUFFICIENT_PRIVILEGE,
         (_, ErrorKind::PayloadTooLarge) => sqlstate::PROGRAM_LIMIT_EXCEEDED,
-        (_, ErrorKind::QueryTimeout) => sqlstate::QUERY_CANCELED,
+        (_, ErrorKind::QueryTimeout | ErrorKind::Cancelled) => sqlstate::QUERY_CANCELED,
+        (_, ErrorKind::LimitExceeded) => sqlstate::PROGRAM_LIMIT_EXCEEDED,
         (_, ErrorKind::ResourceExhausted) => sqlstate::OUT_OF_MEMORY,
         (_, ErrorKind::Unavailable) => sqlstate::UNAVAILABLE,
-        (hourglass_query::Error::DataFusion(df), ErrorKind::InvalidArgument) => datafusion_code(df),
+        (Query::DataFusion(df), ErrorKind::InvalidArgument) => datafusion_code(df),
         (_, ErrorKind::InvalidArgument) => sqlstate::DATA_EXCEPTION,
         (_, ErrorKind::NotFound) => sqlstate::UNDEFINED_TABLE,
         (_, ErrorKind::Unauthenticated) => sqlstate::INVALID_AUTHORIZATION,
@@ -135,5 +151,10 @@ mod tests {
             code(query_error(hourglass_query::Error::DataFusion(DataFusionError::ResourcesExhausted("x".into())))),
             "53200"
         );
+        assert_eq!(code(query_error(hourglass_query::Error::MemoryLimit { limit: 1 })), "53200");
+        assert_eq!(code(query_error(hourglass_query::Error::QuerierBusy)), "53000");
+        assert_eq!(code(query_error(hourglass_query::Error::TooManyQueries("busy".into()))), "53300");
+        assert_eq!(code(query_error(hourglass_query::Error::TooManyRows { limit: 1 })), "54000");
+        assert_eq!(code(query_error(hourglass_query::Error::Cancelled("by the admin"))), "57014");
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use datafusion::common::ScalarValue;
 use futures::{Sink, stream};
-use hourglass_query::{Querier, QueryResult};
+use hourglass_query::{Interface, Querier, QueryResult, RunOptions};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
@@ -118,7 +118,15 @@ impl Backend {
             }
             Command::Query(rewritten) => {
                 let setup = session(connection, rewritten);
-                match self.querier.query_with(&connection.scope, &rewritten.sql, params, Some(&setup)).await {
+                let options = RunOptions { interface: Interface::Postgres, setup: Some(&setup) };
+                let cancelled = connection.cancel.start_query().await;
+                let result = tokio::select! {
+                    result = self.querier.query_with(&connection.scope, &rewritten.sql, params, options) => result,
+                    // A dropped sender means the next statement replaced this one's handle;
+                    // only a sent value is a CancelRequest.
+                    Ok(()) = cancelled => Err(hourglass_query::Error::Cancelled("by the client's cancel request")),
+                };
+                match result {
                     Ok(result) => Ok(query_response(result, format)),
                     Err(e) if rewritten.reads_unknown && is_planning_error(&e) => {
                         Ok(query_response(empty_answer(rewritten), format))

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use hourglass_catalog::TokenCache;
 use hourglass_query::Querier;
-use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{ConnectionManager, PgWireServerHandlers};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -22,6 +23,9 @@ const DRAIN: Duration = Duration::from_secs(5);
 struct Handlers {
     backend: Arc<Backend>,
     startup: Arc<TokenStartup>,
+    /// Answers CancelRequest messages (psql's Ctrl-C, `cursor.cancel()`): they arrive on a
+    /// connection of their own and name the query's connection by pid and secret key.
+    cancel: Arc<DefaultCancelHandler>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -36,6 +40,10 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
     }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::clone(&self.cancel)
+    }
 }
 
 /// A running PostgreSQL wire protocol server.
@@ -48,9 +56,11 @@ impl PgServer {
     /// Serves `listener`: connections authenticate with a token from `tokens` and query
     /// through `querier`.
     pub fn spawn(listener: TcpListener, querier: Arc<Querier>, tokens: Arc<TokenCache>) -> Self {
+        let connections = Arc::new(ConnectionManager::new());
         let handlers = Arc::new(Handlers {
             backend: Arc::new(Backend::new(querier)),
-            startup: Arc::new(TokenStartup::new(tokens)),
+            startup: Arc::new(TokenStartup::new(tokens, Arc::clone(&connections))),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
         });
         let stop = Arc::new(Notify::new());
         let stopped = Arc::clone(&stop);

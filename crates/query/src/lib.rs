@@ -7,18 +7,23 @@
 //! and page pruning. Sessions refuse DDL, DML and statements, so a merchant's SQL can only
 //! read its own two tables.
 
+mod admission;
 mod buffer_source;
 mod error;
 mod functions;
 pub mod metrics;
 mod querier;
+mod query_memory;
+mod running;
 mod system_tables;
 mod table;
 mod tenant_scope;
 mod time_bounds;
 
+pub use admission::AdmissionConfig;
 pub use buffer_source::{BufferSource, BufferedChunk};
 pub use error::{Error, Result};
-pub use querier::{Described, Querier, QueryConfig, QueryResult, Scope, SessionSetup};
+pub use querier::{Described, Querier, QueryConfig, QueryResult, RunOptions, Scope, SessionSetup};
+pub use running::{Interface, QueryInfo};
 pub use table::TenantTable;
 pub use time_bounds::TimeBounds;

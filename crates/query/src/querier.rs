@@ -6,43 +6,61 @@ use std::time::Instant;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use hourglass_catalog::Catalog;
 use hourglass_types::{TableName, TenantId};
 use object_store::ObjectStore;
 
+use crate::admission::{Admission, AdmissionConfig};
 use crate::buffer_source::BufferSource;
+use crate::query_memory::{QueryPool, Refused};
+use crate::running::{Interface, QueryInfo, Registered, RunningQueries};
 use crate::table::TenantTable;
 use crate::{Error, Result, metrics, system_tables};
 
 /// Querier settings.
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
-    /// Memory all running queries may use together; a query past it fails with
-    /// `resources exhausted` instead of growing the process.
+    /// Memory all running queries may use together; a query that cannot get memory because
+    /// others hold it fails with `querier_busy` instead of growing the process.
     pub memory_limit_bytes: usize,
+    /// Memory one query may use. Sorts and grouped aggregations spill to disk past it; other
+    /// operators fail the query with `query_memory_limit`.
+    pub query_memory_limit_bytes: usize,
+    /// Disk all running queries may fill with spill files together.
+    pub spill_limit_bytes: u64,
     /// Memory for cached Parquet footers and page indexes.
     pub metadata_cache_bytes: usize,
     /// Parallelism of one query.
     pub target_partitions: usize,
     /// Largest result one query may return.
     pub max_result_bytes: usize,
+    /// Most rows one query may return.
+    pub max_result_rows: usize,
     /// Longest a query may run before it is cancelled.
     pub timeout: std::time::Duration,
+    /// How many queries run at once, per tenant and in all, and how long the rest may wait.
+    pub admission: AdmissionConfig,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
             memory_limit_bytes: 2 * 1024 * 1024 * 1024,
+            query_memory_limit_bytes: 512 * 1024 * 1024,
+            spill_limit_bytes: 16 * 1024 * 1024 * 1024,
             metadata_cache_bytes: 128 * 1024 * 1024,
             target_partitions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_result_bytes: 256 * 1024 * 1024,
+            max_result_rows: 10_000_000,
             timeout: std::time::Duration::from_secs(60),
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -83,7 +101,20 @@ pub trait SessionSetup: Send + Sync {
     async fn setup(&self, ctx: &SessionContext) -> datafusion::error::Result<()>;
 }
 
-/// Runs tenant-scoped SQL. Cheap to share; holds the runtime (memory pool, metadata cache).
+/// Who cancels through [`Querier::cancel`].
+const BY_ADMIN: &str = "by the admin";
+
+/// How a statement is run, beyond its text and parameters.
+#[derive(Default, Clone, Copy)]
+pub struct RunOptions<'a> {
+    /// The front end it came through, for `system.queries`.
+    pub interface: Interface,
+    /// Tables and functions the front end adds to the session.
+    pub setup: Option<&'a dyn SessionSetup>,
+}
+
+/// Runs tenant-scoped SQL. Cheap to share; holds the runtime (memory pool, metadata cache),
+/// the admission queue and the registry of running queries.
 #[derive(Debug)]
 pub struct Querier {
     config: QueryConfig,
@@ -92,6 +123,8 @@ pub struct Querier {
     runtime: Arc<RuntimeEnv>,
     store_url: ObjectStoreUrl,
     cpu: Option<tokio::runtime::Handle>,
+    admission: Arc<Admission>,
+    running: Arc<RunningQueries>,
 }
 
 impl Querier {
@@ -108,10 +141,25 @@ impl Querier {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.memory_limit_bytes, 1.0)
             .with_metadata_cache_limit(config.metadata_cache_bytes)
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_max_temp_directory_size(config.spill_limit_bytes),
+            )
             .build_arc()?;
         let store_url = ObjectStoreUrl::parse("hourglass://data")?;
         runtime.register_object_store(store_url.as_ref(), store);
-        Ok(Self { config, catalog, buffers, runtime, store_url, cpu })
+        let admission = Arc::new(Admission::new(config.admission.clone()));
+        let running = Arc::new(RunningQueries::default());
+        Ok(Self { config, catalog, buffers, runtime, store_url, cpu, admission, running })
+    }
+
+    /// The queries running or waiting for a slot now, oldest first.
+    pub fn running_queries(&self) -> Vec<QueryInfo> {
+        self.running.list()
+    }
+
+    /// Cancels query `id` (from [`Querier::running_queries`]); false when it is not running.
+    pub fn cancel(&self, id: u64) -> bool {
+        self.running.cancel(id)
     }
 
     /// Largest result a query may return, in bytes.
@@ -119,11 +167,11 @@ impl Querier {
         self.config.max_result_bytes
     }
 
-    fn context(&self) -> SessionContext {
+    fn context(&self, runtime: Arc<RuntimeEnv>) -> SessionContext {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(self.config.target_partitions.max(1));
-        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         crate::functions::register(&ctx);
         ctx
     }
@@ -131,11 +179,15 @@ impl Querier {
     /// A session for `scope`: a tenant's rows of `events` and `raw_events`, or the admin's
     /// `system.*` tables.
     pub async fn session_for(&self, scope: &Scope) -> Result<SessionContext> {
+        self.session_in(scope, Arc::clone(&self.runtime)).await
+    }
+
+    async fn session_in(&self, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
         match scope {
-            Scope::Tenant(tenant) => self.session(tenant),
+            Scope::Tenant(tenant) => self.tenant_session(tenant, runtime),
             Scope::Admin => {
-                let ctx = self.context();
-                let schema = system_tables::system_schema(self.catalog.as_ref()).await?;
+                let ctx = self.context(runtime);
+                let schema = system_tables::system_schema(self.catalog.as_ref(), &self.running.list()).await?;
                 if let Some(catalog) = ctx.catalog("datafusion") {
                     catalog.register_schema("system", schema)?;
                 }
@@ -146,7 +198,11 @@ impl Querier {
 
     /// A session that sees only `tenant`'s rows of `events` and `raw_events`.
     pub fn session(&self, tenant: &TenantId) -> Result<SessionContext> {
-        let ctx = self.context();
+        self.tenant_session(tenant, Arc::clone(&self.runtime))
+    }
+
+    fn tenant_session(&self, tenant: &TenantId, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
+        let ctx = self.context(runtime);
         for table in TableName::ALL {
             let provider = TenantTable::new(
                 table,
@@ -230,44 +286,70 @@ impl Querier {
 
     /// Runs `sql` with values for its `$1, $2, ...` parameters; see [`Querier::query`].
     pub async fn query_with_params(&self, scope: &Scope, sql: &str, params: Vec<ScalarValue>) -> Result<QueryResult> {
-        self.query_with(scope, sql, params, None).await
+        self.query_with(scope, sql, params, RunOptions::default()).await
     }
 
-    /// [`Querier::query_with_params`] in a session extended by `setup`.
+    /// Runs `sql` with `params` as `options` say: the query waits for a slot in its tenant's
+    /// turn, is listed in `system.queries` until it ends, runs within its memory, row, byte
+    /// and time limits, and stops when the admin cancels it or the returned future is dropped.
     pub async fn query_with(
         &self,
         scope: &Scope,
         sql: &str,
         params: Vec<ScalarValue>,
-        setup: Option<&dyn SessionSetup>,
+        options: RunOptions<'_>,
     ) -> Result<QueryResult> {
         let started = Instant::now();
-        let ctx = self.session_for(scope).await?;
+        let tenant = match scope {
+            Scope::Tenant(tenant) => Some(tenant.as_str().to_string()),
+            Scope::Admin => None,
+        };
+        let registered = self.running.register(tenant, options.interface, sql);
+        let cancel = registered.cancel_signal();
+        let result = tokio::select! {
+            result = self.admit_and_run(scope, sql, params, options.setup, &registered) => result,
+            () = cancel.cancelled() => Err(Error::Cancelled(BY_ADMIN)),
+        };
+        metrics::QUERY_SECONDS.observe(started.elapsed());
+        if let Err(e) = &result {
+            metrics::QUERY_ERRORS.inc();
+            tracing::debug!(query = registered.id(), error = %e, "query failed");
+        }
+        result
+    }
+
+    async fn admit_and_run(
+        &self,
+        scope: &Scope,
+        sql: &str,
+        params: Vec<ScalarValue>,
+        setup: Option<&dyn SessionSetup>,
+        registered: &Registered,
+    ) -> Result<QueryResult> {
+        let key = match scope {
+            Scope::Tenant(tenant) => format!("tenant:{tenant}"),
+            Scope::Admin => "admin".to_string(),
+        };
+        let _slot = self.admission.admit(&key).await.map_err(|refusal| {
+            metrics::QUERIES_REFUSED.inc();
+            Error::TooManyQueries(refusal.to_string())
+        })?;
+        let pool =
+            Arc::new(QueryPool::new(Arc::clone(&self.runtime.memory_pool), self.config.query_memory_limit_bytes));
+        registered.running(Arc::clone(&pool));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
+            .with_memory_pool(Arc::clone(&pool) as Arc<dyn datafusion::execution::memory_pool::MemoryPool>)
+            .build_arc()?;
+        let ctx = self.session_in(scope, runtime).await?;
         if let Some(setup) = setup {
             setup.setup(&ctx).await?;
         }
-        let sql = sql.to_string();
-        let limit = self.config.max_result_bytes;
-        let run = async move {
-            let mut plan = Self::plan(&ctx, &sql).await?;
-            if !params.is_empty() {
-                plan = plan.with_param_values(params)?;
-            }
-            let df = ctx.execute_logical_plan(plan).await?;
-            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let mut stream = df.execute_stream().await?;
-            let mut batches = Vec::new();
-            let mut bytes = 0usize;
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                bytes += batch.get_array_memory_size();
-                if bytes > limit {
-                    return Err(Error::ResultTooLarge { limit });
-                }
-                batches.push(batch);
-            }
-            Ok(QueryResult { schema, batches })
-        };
+        let run = collect(
+            ctx,
+            sql.to_string(),
+            params,
+            ResultLimits { bytes: self.config.max_result_bytes, rows: self.config.max_result_rows },
+        );
         let timeout = self.config.timeout;
         let result = match &self.cpu {
             Some(handle) => {
@@ -281,11 +363,76 @@ impl Querier {
                 tokio::time::timeout(timeout, run).await.unwrap_or(Err(Error::Timeout { seconds: timeout.as_secs() }))
             }
         };
-        metrics::QUERY_SECONDS.observe(started.elapsed());
-        if result.is_err() {
-            metrics::QUERY_ERRORS.inc();
+        result.map_err(|e| memory_error(e, &pool))
+    }
+}
+
+/// The most a result may hold.
+#[derive(Debug, Clone, Copy)]
+struct ResultLimits {
+    bytes: usize,
+    rows: usize,
+}
+
+/// Plans, runs and collects one statement in `ctx`.
+async fn collect(
+    ctx: SessionContext,
+    sql: String,
+    params: Vec<ScalarValue>,
+    limits: ResultLimits,
+) -> Result<QueryResult> {
+    let mut plan = Querier::plan(&ctx, &sql).await?;
+    if !params.is_empty() {
+        plan = plan.with_param_values(params)?;
+    }
+    let df = ctx.execute_logical_plan(plan).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let physical = df.create_physical_plan().await?;
+    let mut stream = datafusion::physical_plan::execute_stream(Arc::clone(&physical), ctx.task_ctx())?;
+    let mut batches = Vec::new();
+    let (mut bytes, mut rows) = (0usize, 0usize);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        bytes += batch.get_array_memory_size();
+        rows += batch.num_rows();
+        if rows > limits.rows {
+            return Err(Error::TooManyRows { limit: limits.rows });
         }
-        result
+        if bytes > limits.bytes {
+            return Err(Error::ResultTooLarge { limit: limits.bytes });
+        }
+        batches.push(batch);
+    }
+    let (spills, spilled_bytes) = spilled(physical.as_ref());
+    if spills > 0 {
+        metrics::SPILLS.add(spills as u64);
+        metrics::SPILLED_BYTES.add(spilled_bytes as u64);
+    }
+    Ok(QueryResult { schema, batches })
+}
+
+/// Spill files and bytes an executed plan wrote, over all its operators.
+fn spilled(plan: &dyn ExecutionPlan) -> (usize, usize) {
+    let own = plan.metrics().map_or((0, 0), |m| (m.spill_count().unwrap_or(0), m.spilled_bytes().unwrap_or(0)));
+    plan.children().into_iter().fold(own, |(count, bytes), child| {
+        let (c, b) = spilled(child.as_ref());
+        (count + c, bytes + b)
+    })
+}
+
+/// Tells a query that needed more than its own memory limit from one that found the shared
+/// pool full.
+fn memory_error(e: Error, pool: &QueryPool) -> Error {
+    match &e {
+        Error::DataFusion(df)
+            if matches!(df.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_)) =>
+        {
+            match pool.last_refusal() {
+                Refused::QueryLimit => Error::MemoryLimit { limit: pool.limit() },
+                Refused::SharedPool | Refused::Never => Error::QuerierBusy,
+            }
+        }
+        _ => e,
     }
 }
 

@@ -1,6 +1,6 @@
 //! `system.nodes`, `system.files` and `system.partitions`: the cluster and its data as the
-//! catalog records them, for the admin token only. Tenants never see these tables: file rows
-//! name other tenants (min/max tenant).
+//! catalog records them; `system.queries`: the queries this querier is running. For the admin
+//! token only. Tenants never see these tables: their rows name other tenants.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use hourglass_catalog::{Catalog, FileFilter, FileRecord, NodeRecord};
 use hourglass_types::TableName;
 
 use crate::Result;
+use crate::running::QueryInfo;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -143,8 +144,42 @@ fn partitions(files: &[FileRecord]) -> Result<Arc<MemTable>> {
     )
 }
 
-/// The `system` schema, read from the catalog now.
-pub(crate) async fn system_schema(catalog: &dyn Catalog) -> Result<Arc<MemorySchemaProvider>> {
+/// Queries running or queued on this querier, oldest first.
+fn queries(queries: &[QueryInfo]) -> Result<Arc<MemTable>> {
+    let started = |q: &QueryInfo| {
+        q.started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
+    let now = std::time::SystemTime::now();
+    table(
+        vec![
+            Field::new("id", DataType::UInt64, false),
+            Field::new("tenant", DataType::Utf8, true),
+            Field::new("interface", DataType::Utf8, false),
+            Field::new("state", DataType::Utf8, false),
+            Field::new("started_at", time_type(), false),
+            Field::new("elapsed_ms", DataType::UInt64, false),
+            Field::new("memory_bytes", DataType::UInt64, false),
+            Field::new("sql", DataType::Utf8, false),
+        ],
+        vec![
+            Arc::new(UInt64Array::from_iter_values(queries.iter().map(|q| q.id))),
+            strings(queries.iter().map(|q| q.tenant.as_deref())),
+            strings(queries.iter().map(|q| Some(q.interface.as_str()))),
+            strings(queries.iter().map(|q| Some(q.state))),
+            times(queries.iter().map(started)),
+            Arc::new(UInt64Array::from_iter_values(queries.iter().map(|q| {
+                now.duration_since(q.started_at).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            }))),
+            Arc::new(UInt64Array::from_iter_values(queries.iter().map(|q| q.memory_bytes as u64))),
+            strings(queries.iter().map(|q| Some(q.sql.as_str()))),
+        ],
+    )
+}
+
+/// The `system` schema, read from the catalog and the query registry now.
+pub(crate) async fn system_schema(catalog: &dyn Catalog, running: &[QueryInfo]) -> Result<Arc<MemorySchemaProvider>> {
     let external = |e: hourglass_catalog::Error| datafusion::error::DataFusionError::External(Box::new(e));
     let node_list = catalog.list_nodes().await.map_err(external)?;
     let mut all_files = Vec::new();
@@ -156,5 +191,6 @@ pub(crate) async fn system_schema(catalog: &dyn Catalog) -> Result<Arc<MemorySch
     schema.register_table("nodes".to_string(), nodes(&node_list)?)?;
     schema.register_table("files".to_string(), files(&all_files)?)?;
     schema.register_table("partitions".to_string(), partitions(&all_files)?)?;
+    schema.register_table("queries".to_string(), queries(running)?)?;
     Ok(schema)
 }

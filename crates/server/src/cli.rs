@@ -318,12 +318,31 @@ pub struct QueryEngineArgs {
     /// Memory all running queries may use together.
     #[arg(long, env = "HOURGLASS_QUERY_MEMORY", default_value = "2GiB")]
     pub query_memory: ByteSize,
+    /// Memory one query may use; sorts and grouped aggregations spill to disk past it, other
+    /// queries fail with `query_memory_limit`.
+    #[arg(long, env = "HOURGLASS_QUERY_MEMORY_PER_QUERY", default_value = "512MiB")]
+    pub query_memory_per_query: ByteSize,
+    /// Disk that spilling queries may fill together (in the system's temporary directory).
+    #[arg(long, env = "HOURGLASS_QUERY_SPILL_LIMIT", default_value = "16GiB")]
+    pub query_spill_limit: ByteSize,
     /// Largest result one query may return.
     #[arg(long, env = "HOURGLASS_QUERY_MAX_RESULT_BYTES", default_value = "256MiB")]
     pub query_max_result_bytes: ByteSize,
-    /// Queries allowed to run at once; more get 429.
+    /// Most rows one query may return.
+    #[arg(long, env = "HOURGLASS_QUERY_MAX_RESULT_ROWS", default_value_t = 10_000_000)]
+    pub query_max_result_rows: usize,
+    /// Queries running at once, all tenants together; more wait their tenant's turn.
     #[arg(long, env = "HOURGLASS_MAX_CONCURRENT_QUERIES", default_value_t = 16)]
     pub max_concurrent_queries: usize,
+    /// Queries of one tenant running at once; more wait in the tenant's queue.
+    #[arg(long, env = "HOURGLASS_MAX_CONCURRENT_QUERIES_PER_TENANT", default_value_t = 4)]
+    pub max_concurrent_queries_per_tenant: usize,
+    /// Queries of one tenant waiting for a slot; more get `too_many_queries` (HTTP 429).
+    #[arg(long, env = "HOURGLASS_MAX_QUEUED_QUERIES_PER_TENANT", default_value_t = 32)]
+    pub max_queued_queries_per_tenant: usize,
+    /// Longest a query waits for a slot before it gets `too_many_queries`.
+    #[arg(long, env = "HOURGLASS_QUERY_QUEUE_TIMEOUT", default_value = "10s")]
+    pub query_queue_timeout: humantime::Duration,
     /// Longest a query may run; past it the query is cancelled and answered 504.
     #[arg(long, env = "HOURGLASS_QUERY_TIMEOUT", default_value = "60s")]
     pub query_timeout: humantime::Duration,

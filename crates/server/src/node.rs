@@ -17,7 +17,7 @@ use hourglass_gateway::{
 use hourglass_ingest::{IngestLimits, Ingester, IngesterConfig};
 use hourglass_jobs::{Compactor, CompactorConfig};
 use hourglass_pgwire::PgServer;
-use hourglass_query::{BufferSource, BufferedChunk, Querier, QueryConfig};
+use hourglass_query::{AdmissionConfig, BufferSource, BufferedChunk, Querier, QueryConfig};
 use hourglass_storage::{ObjectStoreConfig, ParquetOptions, S3Config};
 use hourglass_types::error::display_chain;
 use hourglass_types::{ErrorKind, SystemClock, TableName, TenantId};
@@ -370,10 +370,20 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
                 }
                 (None, None) => Vec::new(),
             };
+            let bytes = |size: bytesize::ByteSize| usize::try_from(size.as_u64()).unwrap_or(usize::MAX);
             let config = QueryConfig {
-                memory_limit_bytes: usize::try_from(args.query_memory.as_u64()).unwrap_or(usize::MAX),
-                max_result_bytes: usize::try_from(args.query_max_result_bytes.as_u64()).unwrap_or(usize::MAX),
+                memory_limit_bytes: bytes(args.query_memory),
+                query_memory_limit_bytes: bytes(args.query_memory_per_query),
+                spill_limit_bytes: args.query_spill_limit.as_u64(),
+                max_result_bytes: bytes(args.query_max_result_bytes),
+                max_result_rows: args.query_max_result_rows,
                 timeout: *args.query_timeout,
+                admission: AdmissionConfig {
+                    max_running: args.max_concurrent_queries,
+                    max_running_per_tenant: args.max_concurrent_queries_per_tenant,
+                    max_queued_per_tenant: args.max_queued_queries_per_tenant,
+                    queue_timeout: *args.query_queue_timeout,
+                },
                 ..QueryConfig::default()
             };
             Some(Arc::new(Querier::new(

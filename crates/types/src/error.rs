@@ -26,6 +26,12 @@ pub enum ErrorKind {
     Unavailable,
     /// A query ran past its time limit (HTTP 504).
     QueryTimeout,
+    /// A request needs more than one request may use (for example a query's memory limit);
+    /// retrying the same request will fail again (HTTP 422).
+    LimitExceeded,
+    /// Someone stopped the request: the admin, or the client through its protocol's cancel
+    /// (HTTP 499, as gRPC gateways map `CANCELLED`).
+    Cancelled,
     /// A bug or an unexpected state (HTTP 500).
     Internal,
 }
@@ -43,6 +49,8 @@ impl ErrorKind {
             Self::ResourceExhausted => "resource_exhausted",
             Self::Unavailable => "unavailable",
             Self::QueryTimeout => "query_timeout",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::Cancelled => "cancelled",
             Self::Internal => "internal",
         }
     }

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod durability;
 mod flight_sql;
+mod governance;
 mod isolation;
 mod isolation_suite;
 mod outage;
