@@ -37,10 +37,12 @@ impl Dialect {
             Self::Sqlite => &[
                 (1, include_str!("../../../sql/sqlite/0001_init.sql")),
                 (2, include_str!("../../../sql/sqlite/0002_cluster.sql")),
+                (3, include_str!("../../../sql/sqlite/0003_imports.sql")),
             ],
             Self::Postgres => &[
                 (1, include_str!("../../../sql/postgres/0001_init.sql")),
                 (2, include_str!("../../../sql/postgres/0002_cluster.sql")),
+                (3, include_str!("../../../sql/postgres/0003_imports.sql")),
             ],
         }
     }

@@ -103,6 +103,12 @@ pub enum Error {
         /// The newest version this binary has.
         supported: i64,
     },
+    /// Another import of the same table committed first.
+    #[error("table {name} was imported again while this import ran; retry it")]
+    ImportRaced {
+        /// The table.
+        name: String,
+    },
     /// A stored value is not what this version of Hourglass wrote.
     #[error("catalog holds an invalid {what}: {value}")]
     Invalid {
@@ -117,7 +123,10 @@ impl Error {
     /// How the failure should be reported to clients.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::TenantExists { .. } | Self::FilesGone { .. } | Self::NodeIdTaken { .. } => ErrorKind::Conflict,
+            Self::TenantExists { .. }
+            | Self::FilesGone { .. }
+            | Self::NodeIdTaken { .. }
+            | Self::ImportRaced { .. } => ErrorKind::Conflict,
             Self::Open { .. } | Self::Query { .. } => ErrorKind::Unavailable,
             Self::UnsupportedUrl { .. } => ErrorKind::InvalidArgument,
             Self::Migrate { .. } | Self::Invalid { .. } | Self::SchemaTooNew { .. } => ErrorKind::Internal,
@@ -248,6 +257,25 @@ pub struct NodeInfo {
     pub version: String,
 }
 
+/// A table a tenant imported: one Parquet object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedTable {
+    /// Whose table it is.
+    pub tenant: TenantId,
+    /// Its SQL name.
+    pub name: String,
+    /// The Parquet object.
+    pub path: String,
+    /// Its Arrow schema as an IPC message (opaque to the catalog).
+    pub arrow_schema: Vec<u8>,
+    /// Rows in the object.
+    pub rows: u64,
+    /// Size of the object.
+    pub bytes: u64,
+    /// When it was imported, epoch ms (set by the catalog).
+    pub imported_at_ms: i64,
+}
+
 /// A node as the catalog last heard of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeRecord {
@@ -320,4 +348,17 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// Forgets garbage whose objects were deleted.
     async fn forget_garbage(&self, paths: &[String]) -> Result<()>;
+
+    /// Records `table`, replacing the tenant's table of the same name if `replaces` is its
+    /// current path (the replaced object is queued as garbage). Returns `true` when a table
+    /// was replaced. Fails with [`Error::ImportRaced`] when the current path is not `replaces`
+    /// (another import of the name committed meanwhile).
+    async fn put_import(&self, table: &ImportedTable, replaces: Option<&str>) -> Result<bool>;
+
+    /// The tenant's imported tables, by name.
+    async fn list_imports(&self, tenant: &TenantId) -> Result<Vec<ImportedTable>>;
+
+    /// Drops the tenant's table `name`, queueing its object as garbage; `false` if there is
+    /// no such table.
+    async fn drop_import(&self, tenant: &TenantId, name: &str) -> Result<bool>;
 }

@@ -12,7 +12,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 use crate::dialect::Dialect;
 use crate::migrate::{self, now_ms};
 use crate::rows::{file_columns, file_from_row, node_from_row, tenant_from_db};
-use crate::{Catalog, Error, FileFilter, FileListing, NewFile, NodeInfo, NodeRecord, Principal, Result};
+use crate::{Catalog, Error, FileFilter, FileListing, ImportedTable, NewFile, NodeInfo, NodeRecord, Principal, Result};
 
 /// Connection settings of a [`SqlCatalog`].
 #[derive(Debug, Clone)]
@@ -339,14 +339,7 @@ impl Catalog for SqlCatalog {
                 .await
                 .map_err(query_err("removing replaced file"))?;
             match path {
-                Some(path) => {
-                    sqlx::query("INSERT INTO garbage (path, removed_at) VALUES ($1, $2) ON CONFLICT (path) DO NOTHING")
-                        .bind(path)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query_err("queueing garbage"))?;
-                }
+                Some(path) => queue_garbage(&mut tx, &path, now).await?,
                 None => missing += 1,
             }
         }
@@ -447,4 +440,114 @@ impl Catalog for SqlCatalog {
         }
         tx.commit().await.map_err(query_err("committing garbage removal"))
     }
+
+    async fn put_import(&self, table: &ImportedTable, replaces: Option<&str>) -> Result<bool> {
+        let now = now_ms();
+        let raced = || Error::ImportRaced { name: table.name.clone() };
+        let mut tx = self.begin_write("starting import").await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT path FROM imported_tables WHERE tenant_id = $1 AND name = $2")
+                .bind(table.tenant.as_str())
+                .bind(table.name.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("reading the imported table"))?;
+        if current.as_deref() != replaces {
+            return Err(raced());
+        }
+        let rows = i64::try_from(table.rows).unwrap_or(i64::MAX);
+        let bytes = i64::try_from(table.bytes).unwrap_or(i64::MAX);
+        let written = match &current {
+            // The path condition makes a concurrent replacement (PostgreSQL, READ COMMITTED)
+            // that committed after our read update nothing instead of overwriting it.
+            Some(old) => sqlx::query(
+                "UPDATE imported_tables SET path = $3, arrow_schema = $4, rows = $5, bytes = $6, imported_at = $7 \
+                 WHERE tenant_id = $1 AND name = $2 AND path = $8",
+            )
+            .bind(table.tenant.as_str())
+            .bind(table.name.as_str())
+            .bind(table.path.as_str())
+            .bind(table.arrow_schema.clone())
+            .bind(rows)
+            .bind(bytes)
+            .bind(now)
+            .bind(old.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("replacing the imported table"))?,
+            None => sqlx::query(
+                "INSERT INTO imported_tables (tenant_id, name, path, arrow_schema, rows, bytes, imported_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, name) DO NOTHING",
+            )
+            .bind(table.tenant.as_str())
+            .bind(table.name.as_str())
+            .bind(table.path.as_str())
+            .bind(table.arrow_schema.clone())
+            .bind(rows)
+            .bind(bytes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("recording the imported table"))?,
+        };
+        if written.rows_affected() != 1 {
+            tx.rollback().await.map_err(query_err("abandoning import"))?;
+            return Err(raced());
+        }
+        if let Some(old) = &current {
+            queue_garbage(&mut tx, old, now).await?;
+        }
+        tx.commit().await.map_err(query_err("committing import"))?;
+        Ok(current.is_some())
+    }
+
+    async fn list_imports(&self, tenant: &TenantId) -> Result<Vec<ImportedTable>> {
+        let rows: Vec<(String, String, Vec<u8>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT name, path, arrow_schema, rows, bytes, imported_at FROM imported_tables \
+             WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing imported tables"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, path, arrow_schema, rows, bytes, imported_at_ms)| ImportedTable {
+                tenant: tenant.clone(),
+                name,
+                path,
+                arrow_schema,
+                rows: u64::try_from(rows).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+                imported_at_ms,
+            })
+            .collect())
+    }
+
+    async fn drop_import(&self, tenant: &TenantId, name: &str) -> Result<bool> {
+        let mut tx = self.begin_write("starting drop of an imported table").await?;
+        let path: Option<String> =
+            sqlx::query_scalar("DELETE FROM imported_tables WHERE tenant_id = $1 AND name = $2 RETURNING path")
+                .bind(tenant.as_str())
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("dropping the imported table"))?;
+        if let Some(path) = &path {
+            queue_garbage(&mut tx, path, now_ms()).await?;
+        }
+        tx.commit().await.map_err(query_err("committing the drop"))?;
+        Ok(path.is_some())
+    }
+}
+
+/// Queues `path` for deletion after the garbage grace period.
+async fn queue_garbage(tx: &mut Transaction<'static, Any>, path: &str, now: i64) -> Result<()> {
+    sqlx::query("INSERT INTO garbage (path, removed_at) VALUES ($1, $2) ON CONFLICT (path) DO NOTHING")
+        .bind(path)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_err("queueing garbage"))?;
+    Ok(())
 }

@@ -4,6 +4,9 @@ use arrow::array::RecordBatch;
 use bytes::Bytes;
 use serde::Deserialize;
 
+/// A streamed request body, for [`Client::import_table`].
+pub use reqwest::Body;
+
 /// Errors from talking to a server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -138,6 +141,20 @@ impl Client {
     pub async fn ingest(&self, body: impl Into<Bytes>) -> Result<IngestResponse> {
         let path = "/api/v1/events";
         let response = self.send(path, self.post(path).body(body.into())).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Imports a file as the tenant's table `name` (write key), replacing an earlier import of
+    /// the name. `params` are the endpoint's query parameters (`format`, `header`,
+    /// `delimiter`, `schema`); `body` streams the file. Returns the server's summary.
+    pub async fn import_table(
+        &self,
+        name: &str,
+        params: &[(&str, String)],
+        body: reqwest::Body,
+    ) -> Result<serde_json::Value> {
+        let path = format!("/api/v1/tables/{name}/import");
+        let response = self.send(&path, self.post(&path).query(params).body(body)).await?;
         response.json().await.map_err(|e| Error::Decode(e.to_string()))
     }
 

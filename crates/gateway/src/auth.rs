@@ -47,7 +47,18 @@ impl Authenticator {
     pub(crate) async fn writer(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
         match self.principal(headers).await? {
             Principal::Writer(t) => Ok(t),
-            _ => Err(ApiError::new(ErrorKind::PermissionDenied, "ingest needs a tenant write key")),
+            _ => Err(ApiError::new(ErrorKind::PermissionDenied, "ingest and imports need a tenant write key")),
+        }
+    }
+
+    /// The tenant of a read token or a write key.
+    pub(crate) async fn tenant(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
+        match self.principal(headers).await? {
+            Principal::Reader(t) | Principal::Writer(t) => Ok(t),
+            Principal::Admin => Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "this endpoint needs a tenant's read token or write key",
+            )),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::Gateway;
 use crate::error::ApiError;
 use crate::output::Format;
 
-type Shared = State<Arc<Gateway>>;
+pub(crate) type Shared = State<Arc<Gateway>>;
 
 pub(crate) async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
@@ -133,7 +133,7 @@ pub(crate) async fn cancel_query(
     Ok(Json(serde_json::json!({"id": id, "cancelled": true})).into_response())
 }
 
-fn role_missing(role: &str) -> ApiError {
+pub(crate) fn role_missing(role: &str) -> ApiError {
     ApiError::new(ErrorKind::NotFound, format!("this node does not run the {role} role"))
 }
 

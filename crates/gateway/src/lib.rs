@@ -12,6 +12,7 @@ mod auth;
 pub mod error;
 mod forward;
 mod handlers;
+mod import;
 pub mod metrics;
 mod output;
 pub mod readiness;
@@ -40,11 +41,13 @@ pub struct GatewayConfig {
     /// Ingest requests handled at once; more are refused with 429 and `Retry-After`, which
     /// bounds the memory that request bodies in flight can take.
     pub max_concurrent_ingest: usize,
+    /// Largest import upload.
+    pub max_import_bytes: u64,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { max_concurrent_queries: 16, max_concurrent_ingest: 64 }
+        Self { max_concurrent_queries: 16, max_concurrent_ingest: 64, max_import_bytes: 1 << 30 }
     }
 }
 
@@ -61,6 +64,8 @@ pub struct Services {
     /// Largest ingest body accepted when ingest is forwarded (an in-process ingester has its
     /// own limit).
     pub max_forwarded_body_bytes: usize,
+    /// The object store, on nodes that use one (not the gateway role): imports write to it.
+    pub store: Option<Arc<dyn object_store::ObjectStore>>,
 }
 
 /// Everything the handlers need.
@@ -71,6 +76,9 @@ pub struct Gateway {
     auth: auth::Authenticator,
     query_slots: Semaphore,
     ingest_slots: Semaphore,
+    /// Imports converted at once: each takes a core and temporary disk for a while.
+    import_slots: Semaphore,
+    max_import_bytes: u64,
     readiness: Arc<Readiness>,
 }
 
@@ -88,6 +96,8 @@ impl Gateway {
             services,
             query_slots: Semaphore::new(config.max_concurrent_queries.max(1)),
             ingest_slots: Semaphore::new(config.max_concurrent_ingest.max(1)),
+            import_slots: Semaphore::new(2),
+            max_import_bytes: config.max_import_bytes,
             readiness,
         })
     }
@@ -104,6 +114,9 @@ impl Gateway {
             .route("/api/v1/admin/queries/{id}", axum::routing::delete(handlers::cancel_query))
             .route("/api/v1/events", post(handlers::ingest))
             .route("/api/v1/query", post(handlers::query))
+            .route("/api/v1/tables", get(import::list_tables))
+            .route("/api/v1/tables/{name}", axum::routing::delete(import::drop_table))
+            .route("/api/v1/tables/{name}/import", post(import::import_table))
             .fallback(handlers::not_found)
             .with_state(Arc::clone(self))
     }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -19,6 +20,7 @@ use object_store::ObjectStore;
 
 use crate::admission::{Admission, AdmissionConfig};
 use crate::buffer_source::BufferSource;
+use crate::imported_table::ImportedTableProvider;
 use crate::query_memory::{QueryPool, Refused};
 use crate::running::{Interface, QueryInfo, Registered, RunningQueries};
 use crate::table::TenantTable;
@@ -184,7 +186,7 @@ impl Querier {
 
     async fn session_in(&self, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
         match scope {
-            Scope::Tenant(tenant) => self.tenant_session(tenant, runtime),
+            Scope::Tenant(tenant) => self.tenant_session(tenant, runtime).await,
             Scope::Admin => {
                 let ctx = self.context(runtime);
                 let schema = system_tables::system_schema(self.catalog.as_ref(), &self.running.list()).await?;
@@ -196,12 +198,13 @@ impl Querier {
         }
     }
 
-    /// A session that sees only `tenant`'s rows of `events` and `raw_events`.
-    pub fn session(&self, tenant: &TenantId) -> Result<SessionContext> {
-        self.tenant_session(tenant, Arc::clone(&self.runtime))
+    /// A session that sees only `tenant`'s rows of `events` and `raw_events`, and the tables
+    /// it imported.
+    pub async fn session(&self, tenant: &TenantId) -> Result<SessionContext> {
+        self.tenant_session(tenant, Arc::clone(&self.runtime)).await
     }
 
-    fn tenant_session(&self, tenant: &TenantId, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
+    async fn tenant_session(&self, tenant: &TenantId, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
         let ctx = self.context(runtime);
         for table in TableName::ALL {
             let provider = TenantTable::new(
@@ -212,6 +215,11 @@ impl Querier {
                 self.store_url.clone(),
             );
             ctx.register_table(table.as_str(), Arc::new(provider))?;
+        }
+        let imports = self.catalog.list_imports(tenant).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        for imported in &imports {
+            let provider = ImportedTableProvider::new(imported, self.store_url.clone())?;
+            ctx.register_table(imported.name.as_str(), Arc::new(provider))?;
         }
         Ok(ctx)
     }

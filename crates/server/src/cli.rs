@@ -35,6 +35,46 @@ pub enum Command {
     },
     /// Runs SQL against a running server and prints the result.
     Query(QueryArgs),
+    /// Imports a CSV, NDJSON or Parquet file as one of the tenant's tables (with its write
+    /// key), replacing an earlier import of the same name.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import.
+    pub file: std::path::PathBuf,
+    /// The table's name in SQL.
+    #[arg(long)]
+    pub table: String,
+    /// The file's format; by default from its extension (.csv, .tsv, .ndjson, .jsonl, .json,
+    /// .parquet).
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// The table's columns as name:type pairs (string, int64, int32, float64, boolean,
+    /// timestamp, date), instead of inferring them: `--schema email:string,seats:int64`.
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// CSV: the first line is data, not column names.
+    #[arg(long)]
+    pub no_header: bool,
+    /// CSV: the field delimiter (one character, or `tab`).
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportFormat {
+    /// Comma-separated values.
+    Csv,
+    /// Tab-separated values.
+    Tsv,
+    /// One JSON object per line.
+    Ndjson,
+    /// Apache Parquet.
+    Parquet,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,7 +94,8 @@ pub struct ServerArgs {
     /// Base URL of the server's HTTP API.
     #[arg(long, env = "HOURGLASS_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
-    /// Token to authenticate with (the admin token for tenant commands, a read token for queries).
+    /// Token to authenticate with (the admin token for tenant commands, a read token for
+    /// queries, the write key for imports).
     #[arg(long, env = "HOURGLASS_TOKEN", hide_env_values = true)]
     pub token: String,
 }
@@ -346,6 +387,9 @@ pub struct QueryEngineArgs {
     /// Longest a query may run; past it the query is cancelled and answered 504.
     #[arg(long, env = "HOURGLASS_QUERY_TIMEOUT", default_value = "60s")]
     pub query_timeout: humantime::Duration,
+    /// Largest file `POST /api/v1/tables/{name}/import` accepts.
+    #[arg(long, env = "HOURGLASS_MAX_IMPORT_BYTES", default_value = "1GiB")]
+    pub max_import_bytes: ByteSize,
     /// Threads of the query runtime (0: one per core).
     #[arg(long, env = "HOURGLASS_QUERY_THREADS", default_value_t = 0)]
     pub query_threads: usize,

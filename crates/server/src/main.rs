@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod node;
+mod progress;
 
 use clap::Parser;
 
@@ -59,6 +60,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Tenant { command } => client_main(commands::tenant(command)),
         Command::Query(args) => client_main(commands::query(args)),
+        Command::Import(args) => client_main(commands::import(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

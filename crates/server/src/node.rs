@@ -425,7 +425,11 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         (None, None, None) => (16, 64, 16 << 20),
     };
     let gateway = Gateway::new(
-        GatewayConfig { max_concurrent_queries: limits.0, max_concurrent_ingest: limits.1 },
+        GatewayConfig {
+            max_concurrent_queries: limits.0,
+            max_concurrent_ingest: limits.1,
+            max_import_bytes: plan.querier.as_ref().map_or(1 << 30, |q| q.max_import_bytes.as_u64()),
+        },
         Arc::clone(&readiness),
         Arc::clone(&catalog),
         Services {
@@ -433,6 +437,7 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             querier: querier.clone(),
             cluster,
             max_forwarded_body_bytes: usize::try_from(limits.2).unwrap_or(usize::MAX),
+            store: uses_store.then(|| Arc::clone(&store)),
         },
     );
     let tokens = Arc::new(TokenCache::new(Arc::clone(&catalog)));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hourglass_catalog::{Catalog, Error, FileFilter, FileListing, NewFile, NodeInfo, Principal};
+use hourglass_catalog::{Catalog, Error, FileFilter, FileListing, ImportedTable, NewFile, NodeInfo, Principal};
 use hourglass_types::{TableName, TenantId};
 
 use crate::fixture::{Fixture, on_both_backends};
@@ -192,4 +192,54 @@ async fn catalog_survives_reopen(fx: Fixture) {
     let cat = fx.open().await;
     assert_eq!(cat.list_tenants().await.expect("list"), vec![tenant("a")]);
     assert_eq!(cat.persisted_position("i").await.expect("pos"), Some(7));
+}
+
+fn imported(tenant_id: &str, name: &str, path: &str, rows: u64) -> ImportedTable {
+    ImportedTable {
+        tenant: tenant(tenant_id),
+        name: name.to_string(),
+        path: path.to_string(),
+        arrow_schema: vec![1, 2, 3],
+        rows,
+        bytes: rows * 100,
+        imported_at_ms: 0,
+    }
+}
+
+on_both_backends!(imports_replace_atomically_per_tenant);
+async fn imports_replace_atomically_per_tenant(fx: Fixture) {
+    let cat = fx.open().await;
+    for t in ["a", "b"] {
+        cat.create_tenant(&tenant(t), &format!("w{t}"), &format!("r{t}")).await.expect("create");
+    }
+    assert!(!cat.put_import(&imported("a", "crm", "imports/a/crm/1", 3), None).await.expect("first import"));
+    cat.put_import(&imported("b", "crm", "imports/b/crm/1", 1), None).await.expect("same name, other tenant");
+    // A second first import of the name lost the race: refused, nothing changed.
+    let raced = cat.put_import(&imported("a", "crm", "imports/a/crm/2", 5), None).await.expect_err("raced");
+    assert!(matches!(raced, Error::ImportRaced { .. }), "{raced}");
+    let stale = cat.put_import(&imported("a", "crm", "imports/a/crm/2", 5), Some("imports/a/crm/0")).await;
+    assert!(matches!(stale, Err(Error::ImportRaced { .. })), "a replacement of a path no longer current");
+    let listed = cat.list_imports(&tenant("a")).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].path.as_str(), listed[0].rows, &listed[0].arrow_schema[..]),
+        ("imports/a/crm/1", 3, &[1u8, 2, 3][..])
+    );
+    assert!(listed[0].imported_at_ms > 0, "the catalog stamps the import time");
+
+    // Replacing swaps the path and queues the old object as garbage.
+    let replaced =
+        cat.put_import(&imported("a", "crm", "imports/a/crm/2", 5), Some("imports/a/crm/1")).await.expect("replace");
+    assert!(replaced);
+    assert_eq!(cat.list_imports(&tenant("a")).await.expect("list")[0].path, "imports/a/crm/2");
+    assert_eq!(cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage"), vec!["imports/a/crm/1".to_string()]);
+    assert_eq!(cat.list_imports(&tenant("b")).await.expect("list")[0].path, "imports/b/crm/1", "b untouched");
+
+    // Dropping removes the table and queues its object.
+    assert!(cat.drop_import(&tenant("a"), "crm").await.expect("drop"));
+    assert!(!cat.drop_import(&tenant("a"), "crm").await.expect("second drop"));
+    assert!(cat.list_imports(&tenant("a")).await.expect("list").is_empty());
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    garbage.sort();
+    assert_eq!(garbage, vec!["imports/a/crm/1".to_string(), "imports/a/crm/2".to_string()]);
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod durability;
 mod flight_sql;
 mod governance;
+mod import;
 mod isolation;
 mod isolation_suite;
 mod outage;
