@@ -11,7 +11,8 @@ use tokio::sync::oneshot;
 
 use crate::metrics;
 
-/// Limits of [`Admission`].
+/// Limits of the querier's admission queue: how many queries run, per tenant and in all, and how
+/// long and how many more may wait.
 #[derive(Debug, Clone)]
 pub struct AdmissionConfig {
     /// Queries running at once, all tenants together.

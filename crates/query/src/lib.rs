@@ -5,7 +5,12 @@
 //! is restricted to the session's tenant, and that restriction is pushed into catalog pruning
 //! (files whose tenant range excludes the tenant are never opened) and into Parquet row-group
 //! and page pruning. Sessions refuse DDL, DML and statements, so a merchant's SQL can only
-//! read its own two tables.
+//! read its own two tables and the tables it imported ([`encode_schema`] describes how an
+//! import's schema is kept in the catalog).
+//!
+//! Every query passes the same governance, whichever interface it came through: a fair
+//! per-tenant admission queue, a memory budget of its own inside the shared pool, result and
+//! time limits, and the registry behind `system.queries` and the admin's cancel.
 
 mod admission;
 mod buffer_source;
