@@ -453,6 +453,7 @@ impl Catalog for SqlCatalog {
                 .await
                 .map_err(query_err("reading the imported table"))?;
         if current.as_deref() != replaces {
+            tx.rollback().await.map_err(query_err("abandoning import"))?;
             return Err(raced());
         }
         let rows = i64::try_from(table.rows).unwrap_or(i64::MAX);

@@ -226,7 +226,8 @@ pub(crate) async fn query(State(gw): Shared, headers: HeaderMap, body: Body) -> 
         return Err(ApiError::new(
             ErrorKind::PayloadTooLarge,
             format!("encoded query result exceeds {limit} bytes; add a LIMIT or aggregate"),
-        ));
+        )
+        .with_code("result_too_large"));
     }
     Ok(([(header::CONTENT_TYPE, format.content_type())], encoded).into_response())
 }

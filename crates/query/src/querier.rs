@@ -431,15 +431,15 @@ fn spilled(plan: &dyn ExecutionPlan) -> (usize, usize) {
 /// Tells a query that needed more than its own memory limit from one that found the shared
 /// pool full.
 fn memory_error(e: Error, pool: &QueryPool) -> Error {
-    match &e {
-        Error::DataFusion(df)
-            if matches!(df.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_)) =>
-        {
-            match pool.last_refusal() {
-                Refused::QueryLimit => Error::MemoryLimit { limit: pool.limit() },
-                Refused::SharedPool | Refused::Never => Error::QuerierBusy,
-            }
-        }
+    let Error::DataFusion(df) = &e else { return e };
+    match df.find_root() {
+        // Spill files of all queries share one disk budget: like the shared pool, it frees up
+        // as other queries end.
+        DataFusionError::ResourcesExhausted(message) if message.contains("disk space") => Error::QuerierBusy,
+        DataFusionError::ResourcesExhausted(_) => match pool.last_refusal() {
+            Refused::QueryLimit => Error::MemoryLimit { limit: pool.limit() },
+            Refused::SharedPool | Refused::Never => Error::QuerierBusy,
+        },
         _ => e,
     }
 }

@@ -158,10 +158,10 @@ fn table_schema(source: &Schema) -> Result<SchemaRef, ApiError> {
     let mut fields: Vec<Field> = Vec::with_capacity(source.fields().len());
     for (position, field) in source.fields().iter().enumerate() {
         let name = normalize_column(field.name(), position);
-        if let Some(clash) = source.fields().iter().take(position).find(|f| normalize_column(f.name(), 0) == name) {
+        if let Some(clash) = fields.iter().position(|f| f.name() == &name) {
             return Err(invalid(format!(
                 "columns {:?} and {:?} would both be named {name}; rename one or give a schema",
-                clash.name(),
+                source.field(clash).name(),
                 field.name()
             )));
         }

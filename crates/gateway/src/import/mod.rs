@@ -55,39 +55,51 @@ pub(crate) async fn import_table(
         ));
     }
     let store = gw.services.store.as_ref().ok_or_else(|| role_missing("querier or ingester"))?;
+
+    let upload = receive(body, gw.max_import_bytes).await?;
+    // The slot bounds conversions (a core and temporary disk each), not slow uploads.
     let _slot = gw.import_slots.try_acquire().map_err(|_| {
         ApiError::new(ErrorKind::ResourceExhausted, "too many imports in progress on this node; retry shortly")
     })?;
-
-    let upload = receive(body, gw.max_import_bytes).await?;
     let converted = tokio::task::spawn_blocking(move || convert::convert(upload.path(), &options))
         .await
         .map_err(|e| internal("converting the upload", e))??;
     let bytes = converted.parquet.as_file().metadata().map_err(|e| internal("sizing the Parquet file", e))?.len();
+    let arrow_schema =
+        hourglass_query::encode_schema(&converted.schema).map_err(|e| internal("encoding the schema", e))?;
+    let replaces = gw.catalog.list_imports(&tenant).await?.into_iter().find(|t| t.name == name).map(|t| t.path);
     let path = format!("imports/{tenant}/{name}/{}.parquet", uuid::Uuid::now_v7());
+    let mut uncommitted = Uncommitted { store: Arc::clone(store), path: Some(path.clone()) };
     upload_file(store, &path, converted.parquet.path()).await?;
 
     let record = ImportedTable {
         tenant: tenant.clone(),
         name: name.clone(),
         path: path.clone(),
-        arrow_schema: hourglass_query::encode_schema(&converted.schema)
-            .map_err(|e| internal("encoding the schema", e))?,
+        arrow_schema,
         rows: converted.rows,
         bytes,
         imported_at_ms: 0,
     };
-    let replaces = gw.catalog.list_imports(&tenant).await?.into_iter().find(|t| t.name == name).map(|t| t.path);
     let replaced = match gw.catalog.put_import(&record, replaces.as_deref()).await {
         Ok(replaced) => replaced,
+        // Another import won: nothing refers to this object, and the guard removes it.
+        Err(e @ hourglass_catalog::Error::ImportRaced { .. }) => return Err(e.into()),
         Err(e) => {
-            // Nothing refers to the new object; take it away again.
-            if let Err(delete) = store.delete(&ObjectPath::from(path.as_str())).await {
-                tracing::warn!(path, error = %delete, "removing an uncommitted import failed");
+            // The commit may have happened even though its answer was lost: delete the object
+            // only when the catalog is known not to refer to it.
+            match gw.catalog.list_imports(&tenant).await {
+                Ok(tables) if tables.iter().any(|t| t.path == path) => replaces.is_some(),
+                Ok(_) => return Err(e.into()),
+                Err(_) => {
+                    tracing::warn!(path, "import outcome unknown; leaving its object in place");
+                    uncommitted.path = None;
+                    return Err(e.into());
+                }
             }
-            return Err(e.into());
         }
     };
+    uncommitted.path = None;
     tracing::info!(tenant = %tenant, table = name, rows = converted.rows, bytes, replaced, "table imported");
     let status = if replaced { StatusCode::OK } else { StatusCode::CREATED };
     let body = serde_json::json!({
@@ -158,6 +170,27 @@ fn type_name(data_type: &DataType) -> String {
     }
 }
 
+/// An uploaded object the catalog does not refer to (yet): deleted when the guard drops with
+/// the path still set, including when the client goes away mid-import and the handler is
+/// dropped.
+struct Uncommitted {
+    store: Arc<dyn ObjectStore>,
+    path: Option<String>,
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else { return };
+        let store = Arc::clone(&self.store);
+        tokio::spawn(async move {
+            match store.delete(&ObjectPath::from(path.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!(path, error = %e, "removing an uncommitted import failed"),
+            }
+        });
+    }
+}
+
 /// Streams the request body into a temporary file, refusing more than `limit` bytes.
 async fn receive(body: Body, limit: u64) -> Result<tempfile::NamedTempFile, ApiError> {
     let upload = tempfile::NamedTempFile::new().map_err(|e| internal("creating a temporary file", e))?;
@@ -190,15 +223,20 @@ async fn upload_file(store: &Arc<dyn ObjectStore>, path: &str, local: &std::path
     let mut file = tokio::fs::File::open(local).await.map_err(|e| internal("reading the Parquet file", e))?;
     let mut writer = object_store::buffered::BufWriter::new(Arc::clone(store), ObjectPath::from(path));
     let mut buffer = vec![0u8; UPLOAD_CHUNK];
-    loop {
-        let n = file.read(&mut buffer).await.map_err(|e| internal("reading the Parquet file", e))?;
-        if n == 0 {
-            break;
+    let copied = async {
+        loop {
+            let n = file.read(&mut buffer).await.map_err(|e| internal("reading the Parquet file", e))?;
+            if n == 0 {
+                break;
+            }
+            writer.write_all(&buffer[..n]).await.map_err(|e| failed(&e))?;
         }
-        if let Err(e) = writer.write_all(&buffer[..n]).await {
-            writer.abort().await.ok();
-            return Err(failed(&e));
-        }
+        writer.shutdown().await.map_err(|e| failed(&e))
     }
-    writer.shutdown().await.map_err(|e| failed(&e))
+    .await;
+    if copied.is_err() {
+        // Abandons a multipart upload, which stores would otherwise keep (and bill).
+        writer.abort().await.ok();
+    }
+    copied
 }

@@ -195,6 +195,7 @@ async fn bad_imports_are_refused_with_the_reason() {
     assert_eq!(status_of(refused(vec![("format", "xlsx".into())], "crm", "a\n1\n").await), 400);
     assert_eq!(status_of(refused(csv(), "crm", "").await), 400);
     assert_eq!(status_of(refused(csv(), "crm", "Plan,plan\n1,2\n").await), 400);
+    assert_eq!(status_of(refused(csv(), "crm", "a,,column_2\n1,2,3\n").await), 400);
     assert_eq!(status_of(refused(vec![("format", "parquet".into())], "crm", "not parquet").await), 400);
     // A read token cannot import.
     assert_eq!(status_of(reader.import_table("crm", &csv(), "a\n1\n".into()).await), 403);
