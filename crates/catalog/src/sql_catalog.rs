@@ -458,39 +458,28 @@ impl Catalog for SqlCatalog {
         }
         let rows = i64::try_from(table.rows).unwrap_or(i64::MAX);
         let bytes = i64::try_from(table.bytes).unwrap_or(i64::MAX);
-        let written = match &current {
-            // The path condition makes a concurrent replacement (PostgreSQL, READ COMMITTED)
-            // that committed after our read update nothing instead of overwriting it.
-            Some(old) => sqlx::query(
-                "UPDATE imported_tables SET path = $3, arrow_schema = $4, rows = $5, bytes = $6, imported_at = $7 \
-                 WHERE tenant_id = $1 AND name = $2 AND path = $8",
-            )
-            .bind(table.tenant.as_str())
-            .bind(table.name.as_str())
-            .bind(table.path.as_str())
-            .bind(table.arrow_schema.clone())
-            .bind(rows)
-            .bind(bytes)
-            .bind(now)
-            .bind(old.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("replacing the imported table"))?,
-            None => sqlx::query(
-                "INSERT INTO imported_tables (tenant_id, name, path, arrow_schema, rows, bytes, imported_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, name) DO NOTHING",
-            )
-            .bind(table.tenant.as_str())
-            .bind(table.name.as_str())
-            .bind(table.path.as_str())
-            .bind(table.arrow_schema.clone())
-            .bind(rows)
-            .bind(bytes)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("recording the imported table"))?,
-        };
+        // One upsert for both cases. A first import that finds the name taken, and a
+        // replacement whose row another import changed after our read (PostgreSQL, READ
+        // COMMITTED), both match no row of the update's condition and write nothing.
+        let written = sqlx::query(
+            "INSERT INTO imported_tables (tenant_id, name, path, arrow_schema, rows, bytes, imported_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET path = excluded.path, \
+               arrow_schema = excluded.arrow_schema, rows = excluded.rows, bytes = excluded.bytes, \
+               imported_at = excluded.imported_at \
+             WHERE imported_tables.path = $8",
+        )
+        .bind(table.tenant.as_str())
+        .bind(table.name.as_str())
+        .bind(table.path.as_str())
+        .bind(table.arrow_schema.clone())
+        .bind(rows)
+        .bind(bytes)
+        .bind(now)
+        .bind(current.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("recording the imported table"))?;
         if written.rows_affected() != 1 {
             tx.rollback().await.map_err(query_err("abandoning import"))?;
             return Err(raced());

@@ -209,13 +209,10 @@ impl Admission {
             }
             (id, receiver)
         };
-        let mut waiting = Waiting { admission: Arc::clone(self), key: key.to_string(), id, receiver: Some(receiver) };
-        let Some(receiver) = waiting.receiver.as_mut() else {
-            return Err(Refusal::Waited(Duration::ZERO));
-        };
-        match tokio::time::timeout(self.config.queue_timeout, receiver).await {
+        let mut waiting = Waiting { admission: Arc::clone(self), key: key.to_string(), id, receiver, admitted: false };
+        match tokio::time::timeout(self.config.queue_timeout, &mut waiting.receiver).await {
             Ok(Ok(())) => {
-                waiting.receiver = None;
+                waiting.admitted = true;
                 Ok(Permit { admission: Arc::clone(self), key: key.to_string() })
             }
             // The sender is only dropped without sending when the waiter was forgotten, which
@@ -252,15 +249,19 @@ struct Waiting {
     admission: Arc<Admission>,
     key: String,
     id: u64,
-    receiver: Option<oneshot::Receiver<()>>,
+    receiver: oneshot::Receiver<()>,
+    /// The grant was received and became a [`Permit`], which hands the slot on itself.
+    admitted: bool,
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        let Some(mut receiver) = self.receiver.take() else { return };
+        if self.admitted {
+            return;
+        }
         let config = &self.admission.config;
         let mut state = self.admission.lock();
-        if !state.forget_waiter(&self.key, self.id) && receiver.try_recv().is_ok() {
+        if !state.forget_waiter(&self.key, self.id) && self.receiver.try_recv().is_ok() {
             state.finish(&self.key, config);
         }
     }
