@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::server::Server;
 
-const PATHS: [&str; 12] = [
+pub(crate) const PATHS: [&str; 12] = [
     "/",
     "/pricing",
     "/blog",
@@ -21,9 +21,9 @@ const PATHS: [&str; 12] = [
     "/product/3",
     "/about",
 ];
-const REFERRERS: [&str; 5] =
+pub(crate) const REFERRERS: [&str; 5] =
     ["https://www.google.com/", "https://news.example/", "", "https://t.co/x", "https://duckduckgo.com/"];
-const AGENTS: [&str; 3] = [
+pub(crate) const AGENTS: [&str; 3] = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15",

@@ -6,6 +6,7 @@
 
 mod data;
 mod ingest;
+mod protocols;
 mod query;
 mod server;
 
@@ -40,6 +41,14 @@ struct Args {
     /// Ingesters of the --cluster.
     #[arg(long, default_value_t = 2)]
     ingesters: usize,
+    /// Compare the protocols instead: bulk ingest over HTTP NDJSON, Flight DoPut and the
+    /// streaming RPC, then a 1M-row result and small queries over HTTP, Flight SQL and the
+    /// PostgreSQL wire protocol, on one `hourglass serve` and one tenant.
+    #[arg(long)]
+    protocols: bool,
+    /// Events per run of each bulk ingest protocol (--protocols).
+    #[arg(long, default_value_t = 1_000_000)]
+    bulk_events: usize,
     /// Path of the `hourglass` binary (default: next to this one).
     #[arg(long)]
     hourglass: Option<std::path::PathBuf>,
@@ -68,6 +77,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         server::Server::start(&binary)?
     };
     println!("# Hourglass benchmark\n\nSetup: {}.\n", server.description);
+    if args.protocols {
+        anyhow::ensure!(!args.cluster, "--protocols runs on one `hourglass serve`");
+        let tenants = data::Tenants::create(&server, 1).await?;
+        let writer = &tenants.writers[0];
+        protocols::ingest(&server, writer, args.bulk_events, args.runs).await?;
+        server.admin().flush().await?;
+        protocols::query(&server, &tenants.reader, args.runs).await?;
+        return Ok(());
+    }
     let tenants = data::Tenants::create(&server, args.tenants).await?;
     let mut loaded = 0usize;
 

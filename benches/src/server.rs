@@ -28,6 +28,8 @@ pub(crate) enum ParquetHome {
 struct Proc {
     child: Child,
     url: String,
+    grpc_url: Option<String>,
+    pg_addr: Option<String>,
 }
 
 impl Drop for Proc {
@@ -41,6 +43,10 @@ impl Drop for Proc {
 pub(crate) struct Server {
     procs: Vec<Proc>,
     pub url: String,
+    /// `grpc://ADDR` of `serve`'s Flight SQL and bulk ingest (not set for a cluster).
+    pub grpc_url: Option<String>,
+    /// `HOST:PORT` of `serve`'s PostgreSQL wire protocol (not set for a cluster).
+    pub pg_addr: Option<String>,
     pub parquet: ParquetHome,
     pub description: String,
     dir: tempfile::TempDir,
@@ -60,19 +66,24 @@ fn spawn(binary: &Path, args: &[String], env: &[(String, String)], log: &Path) -
         .map_err(|e| anyhow::anyhow!("starting {}: {e}", binary.display()))?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let mut url = None;
+    let (mut url, mut grpc_url, mut pg_addr) = (None, None, None);
     loop {
         let Some(line) = lines.next() else { anyhow::bail!("hourglass {} exited before it was ready", args[0]) };
         let line = line?;
-        if let Some(found) = line.split("listening on ").nth(1) {
-            url = Some(found.trim().to_string());
+        let after = |marker: &str| line.split(marker).nth(1).map(|found| found.trim().to_string());
+        if let Some(found) = after("hourglass listening on ") {
+            url = Some(found);
+        } else if let Some(found) = after("flight sql listening on ") {
+            grpc_url = Some(found);
+        } else if let Some(found) = after("postgres listening on postgresql://") {
+            pg_addr = Some(found);
         }
         if line == "hourglass ready" {
             break;
         }
     }
     let url = url.ok_or_else(|| anyhow::anyhow!("hourglass was ready before it printed its address"))?;
-    Ok(Proc { child, url })
+    Ok(Proc { child, url, grpc_url, pg_addr })
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -87,10 +98,14 @@ impl Server {
         let mut args =
             strings(&["serve", "--http-addr", "127.0.0.1:0", "--admin-token", ADMIN, "--persist-max-age", "30m"]);
         args.extend(strings(&["--grpc-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"]));
+        // The interface comparison asks for a million rows as JSON.
+        args.extend(strings(&["--query-max-result-bytes", "2GiB"]));
         args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
         let proc = spawn(binary, &args, &[], &dir.path().join("serve.log"))?;
         Ok(Self {
             url: proc.url.clone(),
+            grpc_url: proc.grpc_url.clone(),
+            pg_addr: proc.pg_addr.clone(),
             procs: vec![proc],
             parquet: ParquetHome::Local(data_dir.join("objects")),
             description: "one `hourglass serve` process, local directory, SQLite catalog".to_string(),
@@ -150,6 +165,8 @@ impl Server {
         let url = procs.last().map(|p| p.url.clone()).unwrap_or_default();
         Ok(Self {
             url,
+            grpc_url: None,
+            pg_addr: None,
             procs,
             parquet: ParquetHome::S3 { bucket: s3.bucket().to_string(), store },
             description: format!(

@@ -16,24 +16,35 @@ use hourglass_types::{TableName, TenantId};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{BUFFER_TICKET_PREFIX, ClusterSecret};
+use crate::{BUFFER_TICKET_PREFIX, BulkIngest, ClusterSecret};
 
 /// Serves an ingester's buffer to queriers.
 #[derive(Debug, Clone)]
 pub struct BufferService {
     buffers: Arc<dyn BufferSource>,
     secret: ClusterSecret,
+    bulk: Option<Arc<BulkIngest>>,
 }
 
 impl BufferService {
     /// A service over `buffers`, accepting calls that carry `secret`.
     pub fn new(buffers: Arc<dyn BufferSource>, secret: ClusterSecret) -> Self {
-        Self { buffers, secret }
+        Self { buffers, secret, bulk: None }
+    }
+
+    /// Also takes bulk ingest from senders: `DoPut` to the path `["events"]`, authenticated
+    /// with a tenant's write key rather than the cluster secret.
+    pub fn with_bulk_ingest(mut self, bulk: Arc<BulkIngest>) -> Self {
+        self.bulk = Some(bulk);
+        self
     }
 
     /// The tonic service to mount on a gRPC server.
     pub fn into_server(self) -> FlightServiceServer<Self> {
-        FlightServiceServer::new(self)
+        match self.bulk.as_ref().map(|b| b.max_message_bytes()) {
+            Some(limit) => FlightServiceServer::new(self).max_decoding_message_size(limit),
+            None => FlightServiceServer::new(self),
+        }
     }
 }
 
@@ -105,8 +116,12 @@ impl FlightService for BufferService {
         Err(Status::unimplemented("the buffer service answers DoGet only"))
     }
 
-    async fn do_put(&self, _request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
-        Err(Status::unimplemented("the buffer service answers DoGet only"))
+    async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        let Some(bulk) = &self.bulk else {
+            return Err(Status::unimplemented("this ingester takes no bulk ingest"));
+        };
+        let (metadata, _, messages) = request.into_parts();
+        Ok(Response::new(bulk.do_put(&metadata, messages).await?))
     }
 
     async fn do_action(&self, _request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {

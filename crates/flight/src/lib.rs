@@ -9,13 +9,19 @@
 //! Both sides authenticate with the cluster secret shared by every node.
 //!
 //! - [`FlightSqlServer`]: Arrow Flight SQL for SQL clients, on nodes that answer queries.
+//! - [`BulkIngest`] and [`IngestRpc`]: bulk ingest for server-side senders, as Flight `DoPut`
+//!   (taken by whichever Flight service a node with an ingester runs) and as the
+//!   client-streaming `hourglass.ingest.v1.IngestService` of `proto/`.
 
 mod buffer_service;
+mod bulk_ingest;
 mod cluster_auth;
 mod remote_buffers;
 mod sql_service;
+mod token_auth;
 
 pub use buffer_service::BufferService;
+pub use bulk_ingest::{BatchAck, BulkIngest, IngestRpc, MAX_LISTED_ERRORS};
 pub use cluster_auth::ClusterSecret;
 pub use remote_buffers::RemoteBuffers;
 pub use sql_service::FlightSqlServer;

@@ -32,7 +32,6 @@ use arrow_flight::{
     FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
-use base64::Engine;
 use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use hourglass_catalog::{Principal, TokenCache};
@@ -41,6 +40,12 @@ use hourglass_types::ErrorKind;
 use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::BulkIngest;
+
+/// Largest gRPC message a Flight SQL call may carry (prepared statement parameters) on nodes
+/// without bulk ingest; tonic's own default is 4 MiB.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 type FlightStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
@@ -90,6 +95,7 @@ pub struct FlightSqlServer {
     prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
     info: SqlInfoData,
     types: XdbcTypeInfoData,
+    bulk: Option<Arc<BulkIngest>>,
 }
 
 impl std::fmt::Debug for FlightSqlServer {
@@ -153,43 +159,30 @@ fn xdbc_types() -> Result<XdbcTypeInfoData, Status> {
 impl FlightSqlServer {
     /// A service running queries on `querier`, authenticating with `tokens`.
     pub fn new(querier: Arc<Querier>, tokens: Arc<TokenCache>) -> Result<Self, Status> {
-        Ok(Self { querier, tokens, prepared: Mutex::new(HashMap::new()), info: sql_info()?, types: xdbc_types()? })
+        Ok(Self {
+            querier,
+            tokens,
+            prepared: Mutex::new(HashMap::new()),
+            info: sql_info()?,
+            types: xdbc_types()?,
+            bulk: None,
+        })
+    }
+
+    /// Also takes bulk ingest: `DoPut` to the path `["events"]` (nodes with an ingester).
+    pub fn with_bulk_ingest(mut self, bulk: Arc<BulkIngest>) -> Self {
+        self.bulk = Some(bulk);
+        self
     }
 
     /// The tonic service to mount on a gRPC server.
     pub fn into_server(self) -> FlightServiceServer<Self> {
-        FlightServiceServer::new(self)
-    }
-
-    /// The token a call carries: a bearer token, or the password of basic auth (the user name
-    /// is ignored). Unpadded base64 is accepted: the ADBC driver sends it.
-    fn token(metadata: &MetadataMap) -> Result<String, Status> {
-        let value = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Status::unauthenticated("missing authorization: Bearer <token> or basic auth"))?;
-        if let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) {
-            return Ok(token.trim().to_string());
-        }
-        let encoded = value
-            .strip_prefix("Basic ")
-            .or_else(|| value.strip_prefix("basic "))
-            .ok_or_else(|| Status::unauthenticated("authorization must be Bearer or Basic"))?
-            .trim();
-        let engine = base64::engine::general_purpose::GeneralPurpose::new(
-            &base64::alphabet::STANDARD,
-            base64::engine::GeneralPurposeConfig::new()
-                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-        );
-        let decoded = engine.decode(encoded).map_err(|_| Status::unauthenticated("basic auth is not valid base64"))?;
-        let text = String::from_utf8(decoded).map_err(|_| Status::unauthenticated("basic auth is not UTF-8"))?;
-        let (user, password) = text.split_once(':').unwrap_or(("", text.as_str()));
-        // Some tools put the token in the user field and leave the password empty.
-        Ok(if password.is_empty() { user } else { password }.to_string())
+        let limit = self.bulk.as_ref().map_or(DEFAULT_MAX_MESSAGE_BYTES, |b| b.max_message_bytes());
+        FlightServiceServer::new(self).max_decoding_message_size(limit)
     }
 
     async fn scope(&self, metadata: &MetadataMap) -> Result<Scope, Status> {
-        let token = Self::token(metadata)?;
+        let token = crate::token_auth::token(metadata)?;
         let principal = self
             .tokens
             .resolve(&token)
@@ -290,7 +283,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
         self.scope(request.metadata()).await?;
-        let token = Self::token(request.metadata())?;
+        let token = crate::token_auth::token(request.metadata())?;
         let reply = HandshakeResponse { protocol_version: 0, payload: token.clone().into() };
         let mut response: Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>> =
             Response::new(stream::iter([Ok(reply)]).boxed());
@@ -528,6 +521,20 @@ impl FlightSqlService for FlightSqlServer {
         self.scope(request.metadata()).await?;
         let builder = query.into_builder(&self.types);
         Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn do_put_fallback(
+        &self,
+        request: Request<PeekableFlightDataStream>,
+        _message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        let Some(bulk) = &self.bulk else {
+            return Err(Status::unimplemented(
+                "this node has no ingester: send bulk ingest (DoPut to [\"events\"]) to a node that ingests",
+            ));
+        };
+        let (metadata, _, messages) = request.into_parts();
+        Ok(Response::new(bulk.do_put(&metadata, messages).await?))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -19,7 +19,7 @@ use crate::batch::{HashedEvent, build_raw_batch, encode_entry};
 use crate::buffer::{Buffer, ChunkSnapshot, filter_snapshot, keys_of};
 use crate::committer::{CommitRequest, run_committer};
 use crate::limits::IngestLimits;
-use crate::parse::{EventError, parse_events};
+use crate::parse::{EventError, ValidEvent, parse_events};
 use crate::persister::{PersistCommand, run_persister};
 use crate::replay::{ReplayReport, replay};
 use crate::{Error, Result, metrics};
@@ -157,6 +157,24 @@ impl Ingester {
         metrics::BYTES_INGESTED.add(body.len() as u64);
         let now = self.shared.clock.now_ms();
         let items = parse_events(&body, limits, now)?;
+        self.ingest_validated(tenant, items).await
+    }
+
+    /// The server clock (epoch ms) that timestamps are validated against and missing ones
+    /// default to.
+    pub fn now_ms(&self) -> i64 {
+        self.shared.clock.now_ms()
+    }
+
+    /// Stores events validated by [`crate::parse::check_fields`] (or rejected by it) for
+    /// `tenant`: the second half of [`Ingester::ingest`] for inputs that are not a JSON body,
+    /// such as Arrow record batches. Returns once the accepted events are durable.
+    pub async fn ingest_validated(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Result<ValidEvent, EventError>>,
+    ) -> Result<IngestOutcome> {
+        let now = self.shared.clock.now_ms();
         let mut errors = Vec::new();
         let mut valid = Vec::with_capacity(items.len());
         for item in items {

@@ -8,6 +8,7 @@
 //! waiting (so concurrent requests share one sync), inserts into the [`buffer`] and answers.
 //! The persister turns the buffer into Parquet on size and age thresholds and at shutdown.
 
+pub mod arrow_input;
 pub mod batch;
 pub mod buffer;
 mod committer;

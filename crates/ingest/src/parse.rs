@@ -191,34 +191,39 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// An event's fields with their JSON types checked, before limits and formats are.
+/// An event's fields with their types checked, before limits and formats are: what every
+/// input format (JSON, Arrow record batches, protobuf) is turned into before
+/// [`check_fields`] applies the one set of rules.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Fields {
-    event_id: Option<String>,
-    timestamp: Option<Timestamp>,
-    name: Option<String>,
-    client_id: Option<String>,
-    user_id: Option<String>,
-    session_id: Option<String>,
-    url: Option<String>,
-    referrer: Option<String>,
-    title: Option<String>,
-    user_agent: Option<String>,
-    ip: Option<String>,
-    country: Option<String>,
-    language: Option<String>,
-    screen_width: Option<i64>,
-    revenue: Option<f64>,
-    currency: Option<String>,
-    interactive: Option<bool>,
-    props: Option<Props>,
+#[allow(missing_docs)]
+pub struct EventFields {
+    pub event_id: Option<String>,
+    pub timestamp: Option<Timestamp>,
+    pub name: Option<String>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub url: Option<String>,
+    pub referrer: Option<String>,
+    pub title: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub country: Option<String>,
+    pub language: Option<String>,
+    pub screen_width: Option<i64>,
+    pub revenue: Option<f64>,
+    pub currency: Option<String>,
+    pub interactive: Option<bool>,
+    pub props: Option<Props>,
 }
 
 /// A timestamp as sent: epoch milliseconds or text to parse as RFC 3339.
 #[derive(Debug)]
-enum Timestamp {
+pub enum Timestamp {
+    /// Epoch milliseconds.
     Millis(i64),
+    /// RFC 3339 text.
     Text(String),
 }
 
@@ -247,7 +252,7 @@ impl<'de> serde::Deserialize<'de> for Timestamp {
 /// Custom properties as sent (strings, numbers and booleans as text; nulls dropped), ordered
 /// by key.
 #[derive(Debug, Default)]
-struct Props(Vec<(String, String)>);
+pub struct Props(pub Vec<(String, String)>);
 
 impl<'de> serde::Deserialize<'de> for Props {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -304,8 +309,8 @@ pub fn assign_event_ids(events: &mut [ValidEvent]) {
 /// Validates one NDJSON line. Well-typed events take a fast typed path; anything else is
 /// parsed generically so that the error names the offending field.
 pub fn validate_line(index: usize, line: &[u8], limits: &IngestLimits, now_ms: i64) -> Result<ValidEvent, EventError> {
-    if let Ok(fields) = serde_json::from_slice::<Fields>(line) {
-        return check(index, fields, limits, now_ms);
+    if let Ok(fields) = serde_json::from_slice::<EventFields>(line) {
+        return check_fields(index, fields, limits, now_ms);
     }
     match serde_json::from_slice::<Value>(line) {
         Err(e) => Err(EventError { index, field: None, error: format!("line is not valid JSON: {e}") }),
@@ -379,7 +384,7 @@ pub fn validate(
         Some(Value::Object(map)) => Some(Props(parse_props(map).map_err(|(field, e)| fail(&field, e))?)),
         Some(other) => return Err(fail("props", format!("expected an object, found {}", kind_of(other)))),
     };
-    let fields = Fields {
+    let fields = EventFields {
         event_id: string("event_id")?,
         timestamp,
         name: string("name")?,
@@ -399,11 +404,17 @@ pub fn validate(
         interactive,
         props,
     };
-    check(index, fields, limits, now_ms)
+    check_fields(index, fields, limits, now_ms)
 }
 
-/// Applies limits, formats and defaults to type-checked fields.
-fn check(index: usize, f: Fields, limits: &IngestLimits, now_ms: i64) -> Result<ValidEvent, EventError> {
+/// Applies limits, formats and defaults to type-checked fields: the validation rules of every
+/// ingest path. `index` is the event's position, reported in its error.
+pub fn check_fields(
+    index: usize,
+    f: EventFields,
+    limits: &IngestLimits,
+    now_ms: i64,
+) -> Result<ValidEvent, EventError> {
     let fail = |field: &str, error: String| EventError { index, field: Some(field.to_string()), error };
     let bounded = |field: &str, value: Option<String>, max: usize| -> Result<Option<String>, EventError> {
         match value {

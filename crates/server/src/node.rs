@@ -10,7 +10,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use hourglass_catalog::membership::role;
 use hourglass_catalog::{Catalog, CatalogOptions, Membership, NodeInfo, SqlCatalog, TokenCache, redact_url, secret};
-use hourglass_flight::{BufferService, ClusterSecret, FlightSqlServer, RemoteBuffers};
+use hourglass_flight::{BufferService, BulkIngest, ClusterSecret, FlightSqlServer, IngestRpc, RemoteBuffers};
 use hourglass_gateway::{
     ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
 };
@@ -344,10 +344,19 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
     // The buffer service answers from the moment the node is listed, failing reads until the
     // WAL has replayed, so that no querier waits on a silent port.
     let local_buffer = Arc::new(LocalBuffer::default());
+    let tokens = Arc::new(TokenCache::new(Arc::clone(&catalog)));
+    // Bulk ingest over gRPC goes wherever an ingester runs: beside the buffer service on an
+    // ingester's gRPC port, beside Flight SQL on `serve`'s.
+    let bulk = ingest_config.as_ref().map(|c| BulkIngest::new(c.limits.clone(), Arc::clone(&tokens)));
     let flight = match (grpc_listener, &secret) {
         (Some(listener), Some(secret)) => {
-            let service = BufferService::new(Arc::clone(&local_buffer) as Arc<dyn BufferSource>, secret.clone());
-            Some(GrpcServer::spawn(listener, tonic::service::Routes::new(service.into_server())))
+            let mut service = BufferService::new(Arc::clone(&local_buffer) as Arc<dyn BufferSource>, secret.clone());
+            let mut routes = tonic::service::Routes::default();
+            if let Some(bulk) = &bulk {
+                service = service.with_bulk_ingest(Arc::clone(bulk));
+                routes = routes.add_service(IngestRpc::new(Arc::clone(bulk)).into_server());
+            }
+            Some(GrpcServer::spawn(listener, routes.add_service(service.into_server())))
         }
         _ => None,
     };
@@ -356,6 +365,9 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             let ingester =
                 Ingester::start(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock)).await?;
             let _ = local_buffer.0.set(Arc::clone(&ingester));
+            if let Some(bulk) = &bulk {
+                bulk.attach(Arc::clone(&ingester));
+            }
             Some(ingester)
         }
         None => None,
@@ -440,7 +452,6 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             store: uses_store.then(|| Arc::clone(&store)),
         },
     );
-    let tokens = Arc::new(TokenCache::new(Arc::clone(&catalog)));
     let postgres = match (plan.postgres, &querier) {
         (Some(addr), Some(querier)) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -458,9 +469,14 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             let listener =
                 tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding gRPC address {addr}"))?;
             let bound = listener.local_addr()?;
-            let service = FlightSqlServer::new(Arc::clone(querier), Arc::clone(&tokens))
+            let mut service = FlightSqlServer::new(Arc::clone(querier), Arc::clone(&tokens))
                 .map_err(|e| anyhow::anyhow!("starting Flight SQL: {}", e.message()))?;
-            let server = GrpcServer::spawn(listener, tonic::service::Routes::new(service.into_server()));
+            let mut routes = tonic::service::Routes::default();
+            if let Some(bulk) = &bulk {
+                service = service.with_bulk_ingest(Arc::clone(bulk));
+                routes = routes.add_service(IngestRpc::new(Arc::clone(bulk)).into_server());
+            }
+            let server = GrpcServer::spawn(listener, routes.add_service(service.into_server()));
             tracing::info!(addr = %bound, "flight sql listening");
             println!("hourglass flight sql listening on grpc://{bound}");
             Some(server)

@@ -3,6 +3,7 @@
 //! where durability is the point.
 
 mod bad_input;
+mod bulk_ingest;
 mod chaos;
 mod cli;
 mod cluster;
