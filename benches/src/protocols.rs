@@ -215,15 +215,22 @@ async fn flight_do_put(grpc_url: &str, token: &str, events: &Events, streams: us
         tasks.push(tokio::spawn(async move {
             let mine: Vec<RecordBatch> = batches.iter().skip(s).step_by(streams).cloned().collect();
             let expected = mine.len();
+            let rows: usize = mine.iter().map(|b| b.num_rows()).sum();
+            // arrow-rs splits batches into 2 MiB messages by default; keep each whole (one
+            // batch, one WAL commit, one ack) under the server's 16 MiB message limit.
             let data = FlightDataEncoderBuilder::new()
+                .with_max_flight_data_size(12 << 20)
                 .with_flight_descriptor(Some(FlightDescriptor::new_path(vec!["events".to_string()])))
                 .build(stream::iter(mine.into_iter().map(Ok)));
             let acks: Vec<_> = client.do_put(data).await?.try_collect().await?;
-            anyhow::ensure!(acks.len() == expected, "{} acks for {expected} batches", acks.len());
-            for ack in acks {
+            let mut accepted = 0;
+            for ack in &acks {
                 let ack: serde_json::Value = serde_json::from_slice(&ack.app_metadata)?;
                 anyhow::ensure!(ack["rejected"] == 0, "rejected rows: {ack}");
+                accepted += ack["accepted"].as_u64().unwrap_or(0) as usize;
             }
+            anyhow::ensure!(acks.len() == expected, "{} acks for {expected} batches", acks.len());
+            anyhow::ensure!(accepted == rows, "{accepted} rows acknowledged of {rows}");
             anyhow::Ok(())
         }));
     }

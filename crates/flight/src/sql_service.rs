@@ -25,8 +25,8 @@ use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     Any, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery, DoPutPreparedStatementResult,
-    Nullable, ProstMessageExt, Searchable, SqlInfo, TicketStatementQuery, XdbcDataType,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementIngest, CommandStatementQuery,
+    DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable, SqlInfo, TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{
     FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
@@ -521,6 +521,19 @@ impl FlightSqlService for FlightSqlServer {
         self.scope(request.metadata()).await?;
         let builder = query.into_builder(&self.types);
         Self::one_batch(builder.schema(), builder.build())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        _command: CommandStatementIngest,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        // Flight SQL's ingest command answers with a row count only, so rejected rows would
+        // vanish without a word; bulk ingest has its own DoPut with an answer per row.
+        Err(Status::unimplemented(
+            "Flight SQL ingest (adbc_ingest) is not supported: send the batches with DoPut to the path \
+             descriptor [\"events\"] and a write key, which answers per batch and per rejected row",
+        ))
     }
 
     async fn do_put_fallback(

@@ -504,13 +504,13 @@ pub fn check_fields(
         return Err(fail("props", format!("{} properties exceed the limit of {}", props.len(), limits.max_props)));
     }
     for (key, value) in &props {
-        let field = format!("props.{key}");
+        let field = || format!("props.{key}");
         if key.is_empty() || key.len() > MAX_PROP_KEY_BYTES {
-            return Err(fail(&field, format!("property keys must be 1 to {MAX_PROP_KEY_BYTES} bytes")));
+            return Err(fail(&field(), format!("property keys must be 1 to {MAX_PROP_KEY_BYTES} bytes")));
         }
         if value.len() > limits.max_string_bytes {
             return Err(fail(
-                &field,
+                &field(),
                 format!("value of {} bytes exceeds the limit of {} bytes", value.len(), limits.max_string_bytes),
             ));
         }
