@@ -16,7 +16,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit};
 
 use crate::limits::IngestLimits;
-use crate::parse::{EventError, EventFields, Props, Timestamp, ValidEvent, check_fields};
+use crate::parse::{EventError, EventFields, KNOWN_FIELDS, Props, Timestamp, ValidEvent, check_fields};
 use crate::{Error, Result};
 
 /// The string fields, in the order of [`StringColumns::values`].
@@ -168,9 +168,8 @@ fn columns(batch: &RecordBatch) -> Result<Columns> {
                 Some(i) => out.strings[i] = Some(text(name, array)?),
                 None => {
                     return Err(bad(format!(
-                        "unknown column {name:?}; the columns of an event are {}, screen_width, revenue, \
-                         interactive and props",
-                        STRING_FIELDS.join(", ")
+                        "unknown column {name:?}; the columns of an event are {} and props",
+                        KNOWN_FIELDS.join(", ")
                     )));
                 }
             },

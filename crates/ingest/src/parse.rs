@@ -44,7 +44,7 @@ pub struct ValidEvent {
 pub const TEXT_FIELDS: [&str; 7] = ["client_id", "user_id", "session_id", "url", "referrer", "title", "user_agent"];
 
 /// Every key an event may carry.
-const KNOWN_FIELDS: [&str; 17] = [
+pub(crate) const KNOWN_FIELDS: [&str; 17] = [
     "event_id",
     "timestamp",
     "name",
