@@ -10,7 +10,7 @@ use futures::stream;
 use hourglass_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use hourglass_proto::ingest::v1::{Event, IngestRequest, event};
 
-use crate::support::{TestServer, scalar};
+use crate::support::{TestServer, run_python_client, scalar};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/bulk/doput.py");
 
@@ -22,19 +22,7 @@ async fn pyarrow_doput_stores_a_million_rows_and_reports_bad_rows_one_by_one() {
     let server = TestServer::start(&[]);
     let (writer, reader) = server.tenant("bulk-put").await;
     let grpc = server.grpc_url.clone().expect("serve prints its gRPC address");
-    let output = tokio::task::block_in_place(|| {
-        Command::new("python3")
-            .args([SCRIPT, "check", &grpc, writer.token(), reader.token()])
-            .output()
-            .expect("python3 (scripts/test-deps installs pyarrow)")
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("all checks passed"),
-        "the pyarrow client failed:\n{stdout}{}\nserver log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.logs()
-    );
+    run_python_client(&server, "bulk/doput.py", &["check", &grpc, writer.token(), reader.token()], "all checks passed");
     // A million rows, the two good rows of the bad batch, and the re-sent batch only once.
     assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, 1_000_002);
     assert_eq!(scalar(&reader, "SELECT count(DISTINCT event_id) FROM events").await, 1_000_002);

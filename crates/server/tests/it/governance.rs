@@ -4,9 +4,7 @@
 //! `system.queries` and cancel, and PostgreSQL cancel requests. Each limit must answer with an
 //! error of its own on each interface.
 
-use std::process::Command;
-
-use crate::support::{ADMIN_TOKEN, TestServer, pageviews};
+use crate::support::{ADMIN_TOKEN, TestServer, pageviews, run_python_client};
 
 /// The value of an unlabelled metric in Prometheus text.
 fn metric(text: &str, name: &str) -> f64 {
@@ -38,21 +36,9 @@ async fn every_limit_answers_with_its_own_error_on_every_interface() {
     }
     let grpc = server.grpc_url.clone().expect("serve prints its Flight SQL address");
     let pg = server.pg_addr.clone().expect("serve prints its PostgreSQL address");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/governance/limits.py");
-    let output = tokio::task::block_in_place(|| {
-        Command::new("python3")
-            .args([script, &server.url, &grpc, &pg, ADMIN_TOKEN])
-            .args(&readers)
-            .output()
-            .expect("python3 (scripts/test-deps installs ADBC and psycopg)")
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("all checks passed"),
-        "the governance client failed:\n{stdout}{}\nserver log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.logs()
-    );
+    let mut args = vec![server.url.as_str(), grpc.as_str(), pg.as_str(), ADMIN_TOKEN];
+    args.extend(readers.iter().map(String::as_str));
+    run_python_client(&server, "governance/limits.py", &args, "all checks passed");
 
     let (status, metrics) = server.get("/metrics").await;
     assert_eq!(status, 200);

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use crate::support::{TestServer, pageviews};
+use crate::support::{TestServer, pageviews, run_python_client};
 
 /// Events of the tenant under test: half pageviews with a screen width and props, half signups.
 fn mixed_events(n: usize) -> String {
@@ -108,17 +108,6 @@ async fn psycopg_prepares_binds_and_reads_every_type() {
     other_writer.ingest(pageviews("other", 7)).await.expect("ingest");
     let addr = server.pg_addr.clone().expect("serve prints its PostgreSQL address");
     let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/pgwire/psycopg_client.py");
-    let output = tokio::task::block_in_place(|| {
-        Command::new("python3")
-            .args([script, host, port, reader.token(), "60", other_reader.token(), "7", writer.token()])
-            .output()
-            .expect("python3 (scripts/test-deps installs psycopg)")
-    });
-    assert!(
-        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("psycopg: ok"),
-        "the psycopg client failed:\n{}\nserver log:\n{}",
-        text(&output),
-        server.logs()
-    );
+    let args = [host, port, reader.token(), "60", other_reader.token(), "7", writer.token()];
+    run_python_client(&server, "pgwire/psycopg_client.py", &args, "psycopg: ok");
 }

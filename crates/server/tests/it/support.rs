@@ -212,6 +212,27 @@ impl Drop for TestServer {
     }
 }
 
+/// Runs `python3 tests/{script} ARGS...`, a client nobody on the team wrote (installed by
+/// `scripts/test-deps`), and asserts that it exits 0 having printed `done`; the failure shows
+/// the client's output and the server's log. Needs a multi-threaded test runtime.
+pub fn run_python_client(server: &TestServer, script: &str, args: &[&str], done: &str) {
+    let path = format!("{}/../../tests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::task::block_in_place(|| {
+        Command::new("python3")
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("python3 (scripts/test-deps installs the clients)")
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains(done),
+        "{script} failed:\n{stdout}{}\nserver log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        server.logs()
+    );
+}
+
 /// Runs SQL that returns one integer (the first column of the first row).
 pub async fn scalar(reader: &Client, sql: &str) -> i64 {
     let rows = reader.query_json(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
