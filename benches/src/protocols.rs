@@ -344,16 +344,25 @@ impl Interface {
     }
 }
 
-async fn timed(interface: &mut Interface, sql: &str, runs: usize) -> anyhow::Result<(Duration, usize)> {
-    let rows = interface.rows(sql).await?; // warm-up
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
-        let started = Instant::now();
+/// Median time of `sql` on each interface, `runs` rounds with the interfaces interleaved in each
+/// round (so that background work on the server hurts them alike), after one warm-up each;
+/// also the row count, which must be the same on every interface and every run.
+async fn timed(interfaces: &mut [Interface], sql: &str, runs: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let mut rows = None;
+    for interface in interfaces.iter_mut() {
         let n = interface.rows(sql).await?;
-        samples.push(started.elapsed());
-        anyhow::ensure!(n == rows, "{}: {n} rows, then {rows}", interface.name());
+        anyhow::ensure!(*rows.get_or_insert(n) == n, "{}: {n} rows for {sql}", interface.name());
     }
-    Ok((median(samples), rows))
+    let mut samples = vec![Vec::with_capacity(runs); interfaces.len()];
+    for _ in 0..runs.max(1) {
+        for (interface, samples) in interfaces.iter_mut().zip(&mut samples) {
+            let started = Instant::now();
+            let n = interface.rows(sql).await?;
+            samples.push(started.elapsed());
+            anyhow::ensure!(Some(n) == rows, "{}: {n} rows for {sql}, then {rows:?}", interface.name());
+        }
+    }
+    Ok((samples.into_iter().map(median).collect(), rows.unwrap_or(0)))
 }
 
 /// A 1M-row result and small queries over every SQL interface, as the tenant of `reader`;
@@ -375,27 +384,32 @@ pub(crate) async fn query(server: &Server, reader: &Client, runs: usize) -> anyh
     let big = "SELECT event_id, timestamp, name, url, client_id, screen_width FROM events LIMIT 1000000";
     let small = "SELECT name, count(*) AS n FROM events GROUP BY name ORDER BY name";
     let trivial = "SELECT 1 AS one";
-    println!("## Query interfaces, median of {runs} runs\n");
+    println!("## Query interfaces\n");
+    println!(
+        "Medians of {} runs (1M rows) and {} runs (small, trivial), interfaces interleaved in each round.\n",
+        runs.clamp(1, 5),
+        runs.max(1) * 4
+    );
     println!("1M rows: `{big}`; small: `{small}`; trivial: `{trivial}`. Timed until the rows are in the");
     println!("client's hands (JSON parsed, Arrow decoded, PostgreSQL rows read).\n");
     println!(
-        "| interface | 1M-row result s | rows/s | vs HTTP JSON | small query ms | vs HTTP JSON | trivial query ms |"
+        "| interface | 1M-row result s | rows/s | speed vs HTTP JSON | small query ms | latency vs HTTP JSON | trivial query ms |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let mut baseline = None;
-    for interface in &mut interfaces {
-        let (big_t, rows) = timed(interface, big, runs.min(5)).await?;
-        let (small_t, _) = timed(interface, small, runs * 4).await?;
-        let (trivial_t, _) = timed(interface, trivial, runs * 4).await?;
-        let (big_s, small_ms) = (big_t.as_secs_f64(), small_t.as_secs_f64() * 1000.0);
-        let (base_big, base_small) = *baseline.get_or_insert((big_s, small_ms));
+    let (big_t, rows) = timed(&mut interfaces, big, runs.clamp(1, 5)).await?;
+    let (small_t, _) = timed(&mut interfaces, small, runs * 4).await?;
+    let (trivial_t, _) = timed(&mut interfaces, trivial, runs * 4).await?;
+    let (base_big, base_small) = (big_t[0].as_secs_f64(), small_t[0].as_secs_f64());
+    for (i, interface) in interfaces.iter().enumerate() {
+        let (big_s, small_s) = (big_t[i].as_secs_f64(), small_t[i].as_secs_f64());
         println!(
-            "| {} | {big_s:.2} | {:.0} | {:.2} | {small_ms:.2} | {:.2} | {:.2} |",
+            "| {} | {big_s:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
             interface.name(),
             rows as f64 / big_s,
-            big_s / base_big,
-            small_ms / base_small,
-            trivial_t.as_secs_f64() * 1000.0
+            base_big / big_s,
+            small_s * 1000.0,
+            small_s / base_small,
+            trivial_t[i].as_secs_f64() * 1000.0
         );
     }
     println!();
