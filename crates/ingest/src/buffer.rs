@@ -186,8 +186,8 @@ impl Buffer {
 
     /// Adds one request's events, from WAL segment `seq`, to the active chunk.
     ///
-    /// `raw` and `events` hold the same rows in the same order; `keys` are their de-duplication
-    /// keys.
+    /// `raw` and `events` (the processor's output, with its bot flag) hold the same rows in the
+    /// same order; `keys` are their de-duplication keys. Bots are kept in raw only.
     pub(crate) fn insert(
         &mut self,
         raw: &RecordBatch,
@@ -226,10 +226,12 @@ impl Buffer {
 
         let chunk = &mut self.active;
         for (part, indices) in groups {
-            let (raw_part, events_part) = match indices {
+            let (raw_part, staged_part) = match indices {
                 None => (raw.clone(), events.clone()),
                 Some(idx) => (take_record_batch(raw, &idx)?, take_record_batch(events, &idx)?),
             };
+            // Bots stay in raw_events only.
+            let events_part = hourglass_processor::humans(&staged_part)?;
             chunk.bytes += raw_part.get_array_memory_size() + events_part.get_array_memory_size();
             let data = chunk.partitions.entry(part).or_default();
             data.raw.push(raw_part)?;

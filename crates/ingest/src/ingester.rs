@@ -202,7 +202,7 @@ impl Ingester {
             hashed.push(HashedEvent { event, ip_hash });
         }
         let raw = build_raw_batch(tenant.as_str(), now, &hashed)?;
-        let events = hourglass_processor::process(&raw)?;
+        let events = hourglass_processor::process(&raw, &hourglass_processor::Options::default())?;
         let keys = keys_of(&raw)?;
         let entry = encode_entry(&raw)?;
         let (reply, answer) = oneshot::channel();

@@ -57,7 +57,7 @@ pub(crate) async fn replay(shared: &Shared) -> Result<ReplayReport> {
                 }
             };
             for raw in batches {
-                let events = hourglass_processor::process(&raw)?;
+                let events = hourglass_processor::process(&raw, &hourglass_processor::Options::default())?;
                 let keys = keys_of(&raw)?;
                 let mut buffer = shared.write_buffer();
                 let d = dedupe(&buffer, &mut seen, raw, events, keys)?;

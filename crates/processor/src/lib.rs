@@ -1,30 +1,50 @@
 //! Hourglass processor: the versioned, pure function from `raw_events` rows to `events` rows.
 //!
-//! The processor has no IO and no state: the same raw batch and the same [`PROCESSOR_VERSION`]
-//! always give the same events batch. That is what lets reprocessing rebuild `events` from the
+//! The processor has no IO and no state that changes its answers: the same raw batch, the
+//! same [`Options`] and the same [`PROCESSOR_VERSION`] always give the same events batch (the
+//! user-agent cache only saves work). That is what lets reprocessing rebuild `events` from the
 //! immutable raw files for any time range. Every change to what it derives must bump
 //! [`PROCESSOR_VERSION`], which is stored in each row and in the catalog for each file.
+//!
+//! [`process`] keeps one output row per input row, with a trailing [`BOT_FLAG`] column, so
+//! that the ingester can de-duplicate and partition raw and processed rows together; [`humans`]
+//! then drops the bots and the flag, giving `events` rows.
 
+pub mod channel;
+pub mod sources;
 mod url_parts;
+pub mod user_agent;
+pub mod visitor;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, Int32Array, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, RecordBatch, StringArray, StringBuilder,
+    UInt64Builder,
+};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use hourglass_types::schema::{self, col};
 
-pub use url_parts::UrlParts;
+pub use url_parts::{CLICK_ID_KEYS, ReferrerParts, UTM_KEYS, UrlParts};
 
 /// Version of the derivation rules. Bump it whenever any derived value could change.
-pub const PROCESSOR_VERSION: i32 = 1;
+///
+/// 1: host, path and UTM values. 2: click id, referrer page, source, channel, user agent,
+/// device, bots left out, visitor id.
+pub const PROCESSOR_VERSION: i32 = 2;
+
+/// Name of the trailing column of [`process`]'s output that marks bots.
+pub const BOT_FLAG: &str = "__is_bot";
 
 /// Why a raw batch could not be processed; always a bug upstream, since raw batches are built
 /// by the ingester against the raw schema.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// The input batch does not have the `raw_events` schema.
-    #[error("input batch does not have the raw_events schema: missing or mistyped column {column}")]
+    #[error("input batch does not have the expected schema: missing or mistyped column {column}")]
     BadInput {
         /// The column that is missing or has the wrong type.
         column: &'static str,
@@ -34,37 +54,125 @@ pub enum ProcessError {
     Arrow(#[from] ArrowError),
 }
 
-/// Derives an `events` batch from a `raw_events` batch, row for row.
-pub fn process(raw: &RecordBatch) -> Result<RecordBatch, ProcessError> {
+/// The tenant settings the derivation depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Identified mode: a `user_id` identifies the visitor (rule 1 of `visitor_id`).
+    pub identified_mode: bool,
+}
+
+static STAGED: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = schema::events().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(BOT_FLAG, DataType::Boolean, false));
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of [`process`]'s output: `events` and the [`BOT_FLAG`] column.
+pub fn staged_schema() -> SchemaRef {
+    Arc::clone(&STAGED)
+}
+
+fn strings<'a>(raw: &'a RecordBatch, column: &'static str) -> Result<&'a StringArray, ProcessError> {
+    raw.column_by_name(column)
+        .and_then(|a| a.as_any().downcast_ref::<StringArray>())
+        .ok_or(ProcessError::BadInput { column })
+}
+
+fn value(array: &StringArray, i: usize) -> Option<&str> {
+    array.is_valid(i).then(|| array.value(i))
+}
+
+/// What is derived once per distinct (page URL, referrer) pair of a batch: pages and their
+/// referrers repeat, and parsing them dominates the processor's cost.
+struct Traffic {
+    page: UrlParts,
+    referrer_page: Option<String>,
+    source: Option<String>,
+    channel: &'static str,
+}
+
+fn traffic_of(url: Option<&str>, referrer: Option<&str>) -> Traffic {
+    let page = url.map(UrlParts::parse).unwrap_or_default();
+    let referrer = referrer.and_then(ReferrerParts::parse);
+    let source = channel::source_of(&page, referrer.as_ref());
+    let lower = |v: &Option<String>| v.as_deref().unwrap_or("").to_lowercase();
+    let source_key = source.as_ref().map(|s| s.name.to_lowercase()).unwrap_or_default();
+    let channel = channel::channel_of(&channel::ChannelInput {
+        source: &source_key,
+        category: source.as_ref().and_then(|s| s.category),
+        medium: &lower(&page.utm[1]),
+        campaign: &lower(&page.utm[2]),
+        paid_click: matches!(page.click_id, Some("gclid" | "msclkid")),
+    });
+    let referrer_page = referrer.filter(|r| !channel::is_self_referral(r, &page)).map(|r| r.page);
+    Traffic { page, referrer_page, source: source.map(|s| s.name), channel }
+}
+
+/// Derives the processed rows of a `raw_events` batch, row for row, with the [`BOT_FLAG`]
+/// column last; see [`humans`].
+pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, ProcessError> {
     let raw_schema = schema::raw_events();
     if raw.schema().fields() != raw_schema.fields() {
         return Err(ProcessError::BadInput { column: "(schema)" });
     }
-    let urls = raw
-        .column_by_name(col::URL)
-        .and_then(|a| a.as_any().downcast_ref::<StringArray>())
-        .ok_or(ProcessError::BadInput { column: col::URL })?;
+    let tenants = strings(raw, col::TENANT_ID)?;
+    let event_ids = strings(raw, col::EVENT_ID)?;
+    let urls = strings(raw, col::URL)?;
+    let referrers = strings(raw, col::REFERRER)?;
+    let agents = strings(raw, col::USER_AGENT)?;
+    let user_ids = strings(raw, col::USER_ID)?;
+    let client_ids = strings(raw, col::CLIENT_ID)?;
+    let ip_hashes = strings(raw, col::IP_HASH)?;
 
     let rows = raw.num_rows();
-    let mut hostname = StringBuilder::with_capacity(rows, rows * 16);
-    let mut path = StringBuilder::with_capacity(rows, rows * 16);
-    let mut utm: [StringBuilder; 5] = std::array::from_fn(|_| StringBuilder::new());
-    // Pages repeat within a batch (many pageviews of the same URL), so each distinct URL is
-    // parsed once per batch.
-    let mut parsed: HashMap<&str, UrlParts> = HashMap::new();
-    let none = UrlParts::default();
+    let text = || StringBuilder::with_capacity(rows, rows * 8);
+    let mut hostname = text();
+    let mut path = text();
+    let mut utm: [StringBuilder; 5] = std::array::from_fn(|_| text());
+    let (mut click_id, mut referrer_page, mut source, mut channel) = (text(), text(), text(), text());
+    let (mut browser, mut browser_version, mut os, mut os_version, mut device) =
+        (text(), text(), text(), text(), text());
+    let mut visitor = UInt64Builder::with_capacity(rows);
+    let mut bots = BooleanBuilder::with_capacity(rows);
+
+    let mut traffic: HashMap<(Option<&str>, Option<&str>), Traffic> = HashMap::new();
+    let mut agents_seen: HashMap<&str, Arc<user_agent::Agent>> = HashMap::new();
+    let no_agent = Arc::new(user_agent::Agent::default());
     for i in 0..rows {
-        let parts = if urls.is_valid(i) {
-            let url = urls.value(i);
-            parsed.entry(url).or_insert_with(|| UrlParts::parse(url))
-        } else {
-            &none
-        };
-        hostname.append_option(parts.hostname.as_deref());
-        path.append_option(parts.path.as_deref());
-        for (builder, value) in utm.iter_mut().zip(parts.utm.iter()) {
+        let (url, referrer) = (value(urls, i), value(referrers, i));
+        let t = traffic.entry((url, referrer)).or_insert_with(|| traffic_of(url, referrer));
+        hostname.append_option(t.page.hostname.as_deref());
+        path.append_option(t.page.path.as_deref());
+        for (builder, value) in utm.iter_mut().zip(t.page.utm.iter()) {
             builder.append_option(value.as_deref());
         }
+        click_id.append_option(t.page.click_id);
+        referrer_page.append_option(t.referrer_page.as_deref());
+        source.append_option(t.source.as_deref());
+        channel.append_value(t.channel);
+
+        let ua = value(agents, i);
+        let agent = match ua {
+            Some(ua) => agents_seen.entry(ua).or_insert_with(|| user_agent::parse_cached(ua)),
+            None => &no_agent,
+        };
+        browser.append_option(agent.browser.as_deref());
+        browser_version.append_option(agent.browser_version.as_deref());
+        os.append_option(agent.os.as_deref());
+        os_version.append_option(agent.os_version.as_deref());
+        device.append_option(agent.device.map(user_agent::Device::label));
+        bots.append_value(agent.is_bot);
+
+        let who = visitor::Identity {
+            tenant: tenants.value(i),
+            user_id: value(user_ids, i),
+            client_id: value(client_ids, i),
+            ip_hash: value(ip_hashes, i),
+            user_agent: ua,
+            hostname: t.page.hostname.as_deref(),
+            event_id: event_ids.value(i),
+        };
+        visitor.append_value(visitor::visitor_id(&who, options.identified_mode));
     }
 
     let mut columns: Vec<ArrayRef> = raw.columns().to_vec();
@@ -73,8 +181,32 @@ pub fn process(raw: &RecordBatch) -> Result<RecordBatch, ProcessError> {
     for mut builder in utm {
         columns.push(Arc::new(builder.finish()));
     }
+    for mut builder in [click_id, referrer_page, source, channel, browser, browser_version, os, os_version, device] {
+        columns.push(Arc::new(builder.finish()));
+    }
+    columns.push(Arc::new(visitor.finish()));
     columns.push(Arc::new(Int32Array::from(vec![PROCESSOR_VERSION; rows])));
-    Ok(RecordBatch::try_new(schema::events(), columns)?)
+    columns.push(Arc::new(bots.finish()));
+    Ok(RecordBatch::try_new(staged_schema(), columns)?)
+}
+
+/// The `events` rows of processed rows: bots dropped, the [`BOT_FLAG`] column removed.
+pub fn humans(staged: &RecordBatch) -> Result<RecordBatch, ProcessError> {
+    let flag = staged
+        .column_by_name(BOT_FLAG)
+        .and_then(|a| a.as_boolean_opt())
+        .ok_or(ProcessError::BadInput { column: BOT_FLAG })?;
+    let events = schema::events();
+    if staged.num_columns() != events.fields().len() + 1 {
+        return Err(ProcessError::BadInput { column: "(schema)" });
+    }
+    let columns: Vec<ArrayRef> = staged.columns()[..events.fields().len()].to_vec();
+    let batch = RecordBatch::try_new(events, columns)?;
+    if flag.true_count() == 0 {
+        return Ok(batch);
+    }
+    let keep: BooleanArray = flag.iter().map(|bot| Some(bot != Some(true))).collect();
+    Ok(filter_record_batch(&batch, &keep)?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use super::*;
 use arrow::array::{BooleanArray, MapBuilder, TimestampMillisecondArray};
+use arrow::datatypes::UInt64Type;
 
 fn parts(url: &str) -> UrlParts {
     UrlParts::parse(url)
@@ -39,30 +40,48 @@ fn utm_values_come_from_the_query() {
     );
 }
 
+/// Raw rows with the given page URLs and nothing else.
 fn raw_batch(urls: Vec<Option<&str>>) -> RecordBatch {
-    let n = urls.len();
+    let rows: Vec<Row> = urls.into_iter().map(|url| Row { url, ..Row::default() }).collect();
+    raw_rows(&rows)
+}
+
+/// The raw fields the processor reads; the others are left empty.
+#[derive(Default, Clone, Copy)]
+struct Row<'a> {
+    url: Option<&'a str>,
+    referrer: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    client_id: Option<&'a str>,
+    ip_hash: Option<&'a str>,
+}
+
+fn raw_rows(rows: &[Row<'_>]) -> RecordBatch {
+    let n = rows.len();
     let schema = schema::raw_events();
     let text = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
+    let pick = |f: fn(&Row<'_>) -> Option<&str>| text(rows.iter().map(f).collect());
     let ts =
         || Arc::new(TimestampMillisecondArray::from(vec![1_700_000_000_000i64; n]).with_timezone("UTC")) as ArrayRef;
     let mut props = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for _ in 0..n {
         props.append(false).expect("append props");
     }
+    let ids: Vec<String> = (0..n).map(|i| format!("id{i}")).collect();
     let columns: Vec<ArrayRef> = vec![
         text(vec![Some("t"); n]),
-        text((0..n).map(|_| Some("id")).collect()),
+        text(ids.iter().map(|s| Some(s.as_str())).collect()),
         ts(),
         ts(),
         text(vec![Some("pageview"); n]),
+        pick(|r| r.client_id),
         text(vec![None; n]),
         text(vec![None; n]),
+        pick(|r| r.url),
+        pick(|r| r.referrer),
         text(vec![None; n]),
-        text(urls),
-        text(vec![None; n]),
-        text(vec![None; n]),
-        text(vec![None; n]),
-        text(vec![None; n]),
+        pick(|r| r.user_agent),
+        pick(|r| r.ip_hash),
         text(vec![None; n]),
         text(vec![None; n]),
         Arc::new(Int32Array::from(vec![None; n])),
@@ -74,10 +93,61 @@ fn raw_batch(urls: Vec<Option<&str>>) -> RecordBatch {
     RecordBatch::try_new(schema, columns).expect("raw batch")
 }
 
+fn strings_of(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let array = batch.column_by_name(name).and_then(|a| a.as_any().downcast_ref::<StringArray>()).expect(name);
+    array.iter().map(|v| v.map(str::to_string)).collect()
+}
+
+const CHROME: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+#[test]
+fn derived_columns_and_bots_left_out() {
+    let human = Row {
+        url: Some("https://www.shop.example/p?utm_medium=cpc&gclid=x"),
+        referrer: Some("https://www.google.com/search?q=shoes"),
+        user_agent: Some(CHROME),
+        client_id: Some("c1"),
+        ..Row::default()
+    };
+    let crawler = Row { user_agent: Some(GOOGLEBOT), ..human };
+    let direct = Row { url: Some("https://shop.example/"), referrer: None, user_agent: None, ..human };
+    let staged = process(&raw_rows(&[human, crawler, direct]), &Options::default()).expect("process");
+    assert_eq!(staged.num_rows(), 3, "one processed row per raw row");
+    let events = humans(&staged).expect("humans");
+    assert_eq!(events.num_rows(), 2, "the crawler is left out");
+    assert_eq!(strings_of(&events, col::EVENT_ID), [Some("id0".into()), Some("id2".into())]);
+    assert_eq!(strings_of(&events, col::SOURCE), [Some("Google".into()), None]);
+    assert_eq!(strings_of(&events, col::CHANNEL), [Some("Paid Search".into()), Some("Direct".into())]);
+    assert_eq!(strings_of(&events, col::CLICK_ID), [Some("gclid".into()), None]);
+    assert_eq!(strings_of(&events, col::REFERRER_PAGE), [Some("https://www.google.com/search".into()), None]);
+    assert_eq!(strings_of(&events, col::BROWSER), [Some("Chrome".into()), None]);
+    assert_eq!(strings_of(&events, col::OS), [Some("Windows".into()), None]);
+    assert_eq!(strings_of(&events, col::DEVICE), [Some("Desktop".into()), None]);
+    let visitors = events.column_by_name(col::VISITOR_ID).expect("visitor_id").as_primitive::<UInt64Type>();
+    assert_eq!(visitors.value(0), visitors.value(1), "one client id, one visitor");
+}
+
+#[test]
+fn cookieless_visitors_differ_by_address_and_agent() {
+    let a = Row { url: Some("https://shop.example/"), ip_hash: Some("aa"), user_agent: Some(CHROME), ..Row::default() };
+    let b = Row { ip_hash: Some("bb"), ..a };
+    let c = Row { user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"), ..a };
+    let events = humans(&process(&raw_rows(&[a, b, c, a]), &Options::default()).expect("process")).expect("humans");
+    let visitors = events.column_by_name(col::VISITOR_ID).expect("visitor_id").as_primitive::<UInt64Type>();
+    let v: Vec<u64> = visitors.values().to_vec();
+    assert_eq!(v[0], v[3]);
+    assert_ne!(v[0], v[1]);
+    assert_ne!(v[0], v[2]);
+}
+
 #[test]
 fn process_keeps_raw_columns_and_adds_derived_ones() {
     let raw = raw_batch(vec![Some("https://www.a.example/p?utm_source=x"), None]);
-    let events = process(&raw).expect("process");
+    let staged = process(&raw, &Options::default()).expect("process");
+    assert_eq!(staged.schema(), staged_schema());
+    let events = humans(&staged).expect("humans");
     assert_eq!(events.schema(), schema::events());
     assert_eq!(events.num_rows(), 2);
     for i in 0..raw.num_columns() {
@@ -99,11 +169,12 @@ fn process_keeps_raw_columns_and_adds_derived_ones() {
 #[test]
 fn process_is_deterministic() {
     let raw = raw_batch(vec![Some("https://a.example/x?utm_medium=cpc")]);
-    assert_eq!(process(&raw).expect("first"), process(&raw).expect("second"));
+    let options = Options::default();
+    assert_eq!(process(&raw, &options).expect("first"), process(&raw, &options).expect("second"));
 }
 
 #[test]
 fn process_rejects_other_schemas() {
     let batch = RecordBatch::new_empty(schema::events());
-    assert!(matches!(process(&batch), Err(ProcessError::BadInput { .. })));
+    assert!(matches!(process(&batch, &Options::default()), Err(ProcessError::BadInput { .. })));
 }

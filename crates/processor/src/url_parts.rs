@@ -6,7 +6,13 @@ use url::Url;
 /// The UTM query parameters, in the order of the `events` columns.
 pub const UTM_KEYS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"];
 
-/// Host, path and UTM values of a page URL.
+/// Click-id query parameters that ad platforms append, in the order they are looked for. The
+/// first present one is kept in `events.click_id`; `gclid` and `msclkid` make a visit Paid
+/// Search (see [`crate::channel`]).
+pub const CLICK_ID_KEYS: [&str; 9] =
+    ["gclid", "msclkid", "gbraid", "wbraid", "dclid", "fbclid", "ttclid", "twclid", "li_fat_id"];
+
+/// Host, path, UTM values and click id of a page URL.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UrlParts {
     /// Lower-case host without a leading `www.`.
@@ -16,6 +22,10 @@ pub struct UrlParts {
     /// `utm_source`, `utm_medium`, `utm_campaign`, `utm_content`, `utm_term`; the first
     /// non-empty occurrence of each.
     pub utm: [Option<String>; 5],
+    /// The `source` or `ref` query parameter, which names a source when `utm_source` is absent.
+    pub source_param: Option<String>,
+    /// The first click-id parameter present (its name, not its value).
+    pub click_id: Option<&'static str>,
 }
 
 impl UrlParts {
@@ -55,16 +65,57 @@ impl UrlParts {
         };
 
         let mut utm: [Option<String>; 5] = Default::default();
+        let (mut source_param, mut ref_param) = (None, None);
+        let mut click_id: Option<(usize, &'static str)> = None;
         for (key, value) in url.query_pairs() {
             if value.is_empty() {
                 continue;
             }
-            if let Some(slot) = UTM_KEYS.iter().position(|k| *k == key)
-                && utm[slot].is_none()
+            if let Some(slot) = UTM_KEYS.iter().position(|k| *k == key) {
+                if utm[slot].is_none() {
+                    utm[slot] = Some(value.into_owned());
+                }
+            } else if key == "source" {
+                source_param.get_or_insert_with(|| value.into_owned());
+            } else if key == "ref" {
+                ref_param.get_or_insert_with(|| value.into_owned());
+            } else if let Some(rank) = CLICK_ID_KEYS.iter().position(|k| *k == key)
+                && click_id.is_none_or(|(r, _)| rank < r)
             {
-                utm[slot] = Some(value.into_owned());
+                click_id = Some((rank, CLICK_ID_KEYS[rank]));
             }
         }
-        Self { hostname, path, utm }
+        Self { hostname, path, utm, source_param: source_param.or(ref_param), click_id: click_id.map(|(_, k)| k) }
+    }
+}
+
+/// Host and page of a referrer URL.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReferrerParts {
+    /// Lower-case host without a leading `www.`.
+    pub host: String,
+    /// The referrer URL without query and fragment, such as `https://news.example/item`.
+    pub page: String,
+}
+
+impl ReferrerParts {
+    /// Splits a referrer URL; `None` unless it is an absolute http(s) URL with a host (an
+    /// `android-app:` or `about:blank` referrer names no page).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let mut url = Url::parse(raw.trim()).ok()?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return None;
+        }
+        let host = url.host_str()?.to_ascii_lowercase();
+        let host = match host.strip_prefix("www.") {
+            Some(rest) if !rest.is_empty() => rest.to_string(),
+            _ => host,
+        };
+        url.set_query(None);
+        url.set_fragment(None);
+        // Credentials in a referrer are never meant to be shown.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Some(Self { host, page: url.to_string() })
     }
 }

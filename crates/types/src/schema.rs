@@ -63,6 +63,26 @@ pub mod col {
     pub const UTM_CONTENT: &str = "utm_content";
     /// `utm_term` query parameter (events only).
     pub const UTM_TERM: &str = "utm_term";
+    /// Click-id query parameter of the page URL, such as `gclid` (events only).
+    pub const CLICK_ID: &str = "click_id";
+    /// The referrer URL without query and fragment; empty for self-referrals (events only).
+    pub const REFERRER_PAGE: &str = "referrer_page";
+    /// Named source: `utm_source` through the source table, else the referrer (events only).
+    pub const SOURCE: &str = "source";
+    /// GA4-style default channel group (events only).
+    pub const CHANNEL: &str = "channel";
+    /// Browser family from the user agent (events only).
+    pub const BROWSER: &str = "browser";
+    /// Browser version, major.minor (events only).
+    pub const BROWSER_VERSION: &str = "browser_version";
+    /// Operating system from the user agent (events only).
+    pub const OS: &str = "os";
+    /// Operating system version, major.minor (events only).
+    pub const OS_VERSION: &str = "os_version";
+    /// Device class: Desktop, Mobile or Tablet (events only).
+    pub const DEVICE: &str = "device";
+    /// Visitor id by the rules of ANALYTICS.md (events only).
+    pub const VISITOR_ID: &str = "visitor_id";
     /// Version of the processor that derived the row (events only).
     pub const PROCESSOR_VERSION: &str = "processor_version";
 }
@@ -118,9 +138,15 @@ static RAW_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| Arc::new(Schema::new(r
 static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     use col::*;
     let mut fields = raw_fields();
-    for name in [HOSTNAME, PATH, UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_CONTENT, UTM_TERM] {
+    for name in [HOSTNAME, PATH, UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_CONTENT, UTM_TERM, CLICK_ID, REFERRER_PAGE, SOURCE]
+    {
         fields.push(Field::new(name, DataType::Utf8, true));
     }
+    fields.push(Field::new(CHANNEL, DataType::Utf8, false));
+    for name in [BROWSER, BROWSER_VERSION, OS, OS_VERSION, DEVICE] {
+        fields.push(Field::new(name, DataType::Utf8, true));
+    }
+    fields.push(Field::new(VISITOR_ID, DataType::UInt64, false));
     fields.push(Field::new(PROCESSOR_VERSION, DataType::Int32, false));
     Arc::new(Schema::new(fields))
 });

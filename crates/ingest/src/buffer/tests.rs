@@ -21,7 +21,7 @@ fn raw(tenant: &str, events: &[(&str, i64)]) -> RecordBatch {
 }
 
 fn insert(buffer: &mut Buffer, batch: &RecordBatch, seq: u64) {
-    let events = hourglass_processor::process(batch).expect("process");
+    let events = hourglass_processor::process(batch, &hourglass_processor::Options::default()).expect("process");
     let keys = keys_of(batch).expect("keys");
     buffer.insert(batch, &events, &keys, seq, 0).expect("insert");
 }
