@@ -115,13 +115,12 @@ pub fn by_host(host: &str) -> Option<Known> {
 /// own name (`facebook`), or a referrer host written as the value (`news.ycombinator.com`).
 pub fn by_utm(value: &str) -> Option<Known> {
     let table = &*TABLE;
-    table.aliases.get(value).or_else(|| table.by_name.get(value)).copied().or_else(|| {
-        if value.contains('.') {
-            by_host(value.strip_prefix("www.").unwrap_or(value))
-        } else {
-            None
-        }
-    })
+    table
+        .aliases
+        .get(value)
+        .or_else(|| table.by_name.get(value))
+        .copied()
+        .or_else(|| if value.contains('.') { by_host(value.strip_prefix("www.").unwrap_or(value)) } else { None })
 }
 
 /// The category of a source by its display name (or lower-cased unknown value).

@@ -56,11 +56,11 @@ struct Row<'a> {
     ip_hash: Option<&'a str>,
 }
 
-fn raw_rows(rows: &[Row<'_>]) -> RecordBatch {
+fn raw_rows<'a>(rows: &[Row<'a>]) -> RecordBatch {
     let n = rows.len();
     let schema = schema::raw_events();
     let text = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
-    let pick = |f: fn(&Row<'_>) -> Option<&str>| text(rows.iter().map(f).collect());
+    let pick = |f: fn(&Row<'a>) -> Option<&'a str>| text(rows.iter().map(f).collect());
     let ts =
         || Arc::new(TimestampMillisecondArray::from(vec![1_700_000_000_000i64; n]).with_timezone("UTC")) as ArrayRef;
     let mut props = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
@@ -177,4 +177,24 @@ fn process_is_deterministic() {
 fn process_rejects_other_schemas() {
     let batch = RecordBatch::new_empty(schema::events());
     assert!(matches!(process(&batch, &Options::default()), Err(ProcessError::BadInput { .. })));
+}
+
+#[test]
+fn url_edge_cases() {
+    let long = format!("https://shop.example/{}?utm_source=x", "a".repeat(20_000));
+    let p = parts(&long);
+    assert_eq!(p.hostname.as_deref(), Some("shop.example"));
+    assert_eq!(p.path.as_ref().map(String::len), Some(20_001));
+    assert_eq!(p.utm[0].as_deref(), Some("x"));
+    // The fragment is not part of the path; an encoded `?` or `#` in the path is.
+    assert_eq!(parts("https://a.example/a%3Fb%23c#frag").path.as_deref(), Some("/a?b#c"));
+    assert_eq!(parts("https://a.example/%E2%82%AC%20x").path.as_deref(), Some("/€ x"));
+    // Invalid UTF-8 after decoding is replaced, not dropped.
+    assert_eq!(parts("https://a.example/%FF").path.as_deref(), Some("/\u{FFFD}"));
+    // No host: a bare path keeps its path; a host-less scheme has neither.
+    assert_eq!(parts("/p?gclid=1").click_id, Some("gclid"));
+    assert_eq!(parts("file:///etc/passwd").hostname, None);
+    assert_eq!(parts("").path, None);
+    // Click ids: the first by rank wins, whatever the order in the query.
+    assert_eq!(parts("https://a.example/?fbclid=1&gclid=2").click_id, Some("gclid"));
 }

@@ -111,10 +111,6 @@ mod tests {
         assert_ne!(id, visitor_id(&Identity { user_agent: Some("UA2"), ..base }, false));
         assert_ne!(id, visitor_id(&Identity { hostname: Some("other.example"), ..base }, false));
         // Length prefixes keep part boundaries: moving a byte between parts changes the id.
-        assert_ne!(
-            hash_parts(&[b"ab", b"c"]),
-            hash_parts(&[b"a", b"bc"]),
-            "parts are length-prefixed"
-        );
+        assert_ne!(hash_parts(&[b"ab", b"c"]), hash_parts(&[b"a", b"bc"]), "parts are length-prefixed");
     }
 }

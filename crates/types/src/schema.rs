@@ -138,7 +138,8 @@ static RAW_EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| Arc::new(Schema::new(r
 static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     use col::*;
     let mut fields = raw_fields();
-    for name in [HOSTNAME, PATH, UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_CONTENT, UTM_TERM, CLICK_ID, REFERRER_PAGE, SOURCE]
+    for name in
+        [HOSTNAME, PATH, UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_CONTENT, UTM_TERM, CLICK_ID, REFERRER_PAGE, SOURCE]
     {
         fields.push(Field::new(name, DataType::Utf8, true));
     }
