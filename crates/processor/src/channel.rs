@@ -21,10 +21,7 @@ pub fn source_of(page: &UrlParts, referrer: Option<&ReferrerParts>) -> Option<So
     if let Some(value) = tagged.filter(|v| !v.is_empty()) {
         return Some(match sources::by_utm(&value) {
             Some(known) => Source { name: known.name.to_string(), category: known.category },
-            None => {
-                let category = sources::category_of(&value);
-                Source { name: value, category }
-            }
+            None => Source { name: value, category: None },
         });
     }
     if let Some(referrer) = referrer.filter(|r| !is_self_referral(r, page)) {

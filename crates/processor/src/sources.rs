@@ -123,11 +123,6 @@ pub fn by_utm(value: &str) -> Option<Known> {
         .or_else(|| if value.contains('.') { by_host(value.strip_prefix("www.").unwrap_or(value)) } else { None })
 }
 
-/// The category of a source by its display name (or lower-cased unknown value).
-pub fn category_of(name: &str) -> Option<Category> {
-    TABLE.by_name.get(&name.to_lowercase()).and_then(|k| k.category)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,8 +168,9 @@ mod tests {
         assert_eq!(name("www.reddit.com"), Some("Reddit"));
         assert_eq!(name("chatgpt.com"), Some("ChatGPT"));
         assert_eq!(name("spring_sale"), None);
-        assert_eq!(category_of("Google"), Some(Category::Search));
-        assert_eq!(category_of("YouTube"), Some(Category::Video));
-        assert_eq!(category_of("Wikipedia"), None);
+        let category = |v: &str| by_utm(v).and_then(|k| k.category);
+        assert_eq!(category("google"), Some(Category::Search));
+        assert_eq!(category("youtube"), Some(Category::Video));
+        assert_eq!(category("wikipedia"), None);
     }
 }
