@@ -121,3 +121,42 @@ async fn gzip_bodies_and_json_arrays_are_accepted() {
     assert_eq!(writer.ingest(array).await.expect("array").accepted, 2);
     assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, 502);
 }
+
+/// Processor version 2 through the whole path: derived columns are filled, and a crawler's
+/// event is kept in `raw_events` but left out of `events`, in the buffer and in Parquet.
+#[tokio::test]
+async fn bots_stay_in_raw_events_and_derived_columns_survive_persisting() {
+    let server = TestServer::start(&[]);
+    let (writer, reader) = server.tenant("bots").await;
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                  Chrome/131.0.0.0 Safari/537.36";
+    let events = json!([
+        {"event_id": "human", "name": "pageview", "client_id": "c1", "user_agent": chrome,
+         "url": "https://shop.example/p?utm_medium=cpc&gclid=abc", "referrer": "https://www.google.de/"},
+        {"event_id": "crawler", "name": "pageview", "url": "https://shop.example/p",
+         "user_agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
+    ]);
+    let response = writer.ingest(events.to_string()).await.expect("ingest");
+    assert_eq!((response.accepted, response.rejected), (2, 0), "bots are accepted: raw keeps them");
+    for stage in ["buffered", "persisted"] {
+        if stage == "persisted" {
+            server.admin().flush().await.expect("flush");
+        }
+        assert_eq!(scalar(&reader, "SELECT count(*) FROM raw_events").await, 2, "{stage}");
+        let rows = reader
+            .query_json(
+                "SELECT event_id, source, channel, click_id, referrer_page, browser, os, device, \
+                 visitor_id IS NOT NULL AS has_visitor, processor_version FROM events",
+            )
+            .await
+            .expect("query events");
+        assert_eq!(rows.len(), 1, "{stage}: the crawler is left out of events");
+        assert_eq!(
+            Value::Object(rows[0].clone()),
+            json!({"event_id": "human", "source": "Google", "channel": "Paid Search", "click_id": "gclid",
+                   "referrer_page": "https://www.google.de/", "browser": "Chrome", "os": "Windows",
+                   "device": "Desktop", "has_visitor": true, "processor_version": 2}),
+            "{stage}"
+        );
+    }
+}
