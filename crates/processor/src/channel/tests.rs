@@ -72,6 +72,13 @@ fn every_rule_in_order() {
         let url = format!("{shop}{query}");
         assert_eq!(channel(&url, *referrer), *expected, "url {url} referrer {referrer:?}");
     }
+    // The cases reach every channel of the published list, so the list and the rules agree.
+    let mut reached: Vec<&str> = cases.iter().map(|(_, _, c)| *c).collect();
+    reached.sort();
+    reached.dedup();
+    let mut listed = CHANNELS.to_vec();
+    listed.sort();
+    assert_eq!(reached, listed);
 }
 
 #[test]
