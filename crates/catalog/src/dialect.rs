@@ -38,11 +38,13 @@ impl Dialect {
                 (1, include_str!("../../../sql/sqlite/0001_init.sql")),
                 (2, include_str!("../../../sql/sqlite/0002_cluster.sql")),
                 (3, include_str!("../../../sql/sqlite/0003_imports.sql")),
+                (4, include_str!("../../../sql/sqlite/0004_settings.sql")),
             ],
             Self::Postgres => &[
                 (1, include_str!("../../../sql/postgres/0001_init.sql")),
                 (2, include_str!("../../../sql/postgres/0002_cluster.sql")),
                 (3, include_str!("../../../sql/postgres/0003_imports.sql")),
+                (4, include_str!("../../../sql/postgres/0004_settings.sql")),
             ],
         }
     }

@@ -24,6 +24,7 @@ pub mod membership;
 mod migrate;
 mod rows;
 pub mod secret;
+mod settings_cache;
 mod sql_catalog;
 mod token_cache;
 
@@ -31,9 +32,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hourglass_types::{ErrorKind, FileStats, PartitionKey, TableName, TenantId};
+use hourglass_types::settings::{InvalidSetting, SettingsPatch};
+use hourglass_types::{ErrorKind, FileStats, PartitionKey, TableName, TenantId, TenantSettings};
 
 pub use membership::Membership;
+pub use settings_cache::{SETTINGS_TTL, SettingsCache};
 pub use sql_catalog::{CatalogOptions, SqlCatalog, redact_url};
 pub use token_cache::TokenCache;
 
@@ -109,6 +112,9 @@ pub enum Error {
         /// The table.
         name: String,
     },
+    /// A settings update carries a value out of range.
+    #[error("invalid setting {0}")]
+    InvalidSetting(#[from] InvalidSetting),
     /// A stored value is not what this version of Hourglass wrote.
     #[error("catalog holds an invalid {what}: {value}")]
     Invalid {
@@ -128,7 +134,7 @@ impl Error {
             | Self::NodeIdTaken { .. }
             | Self::ImportRaced { .. } => ErrorKind::Conflict,
             Self::Open { .. } | Self::Query { .. } => ErrorKind::Unavailable,
-            Self::UnsupportedUrl { .. } => ErrorKind::InvalidArgument,
+            Self::UnsupportedUrl { .. } | Self::InvalidSetting(_) => ErrorKind::InvalidArgument,
             Self::Migrate { .. } | Self::Invalid { .. } | Self::SchemaTooNew { .. } => ErrorKind::Internal,
         }
     }
@@ -287,11 +293,20 @@ pub struct NodeRecord {
     pub heartbeat_at_ms: i64,
 }
 
+/// A tenant's settings with its public site key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// The public key web pages send events with (`/api/v1/collect`).
+    pub site_key: String,
+    /// The tenant's settings.
+    pub settings: TenantSettings,
+}
+
 /// The catalog contract shared by every backend.
 #[async_trait]
 pub trait Catalog: Send + Sync + std::fmt::Debug {
-    /// Creates a tenant with its write key and read token (given as hashes);
-    /// [`Error::TenantExists`] if the id is taken.
+    /// Creates a tenant with its write key and read token (given as hashes), default settings
+    /// and a new public site key; [`Error::TenantExists`] if the id is taken.
     async fn create_tenant(&self, tenant: &TenantId, write_key_hash: &str, read_token_hash: &str) -> Result<()>;
 
     /// Lists every tenant id.
@@ -361,4 +376,15 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Drops the tenant's table `name`, queueing its object as garbage; `false` if there is
     /// no such table.
     async fn drop_import(&self, tenant: &TenantId, name: &str) -> Result<bool>;
+
+    /// The tenant's settings and site key; `None` if there is no such tenant.
+    async fn tenant_config(&self, tenant: &TenantId) -> Result<Option<TenantConfig>>;
+
+    /// Applies `patch` to the tenant's settings in one transaction (so concurrent updates of
+    /// different fields both take effect) and returns the result; `None` if there is no such
+    /// tenant, [`Error::InvalidSetting`] if a value is out of range.
+    async fn update_tenant_settings(&self, tenant: &TenantId, patch: &SettingsPatch) -> Result<Option<TenantConfig>>;
+
+    /// The tenant whose public site key is `site_key`.
+    async fn tenant_by_site_key(&self, site_key: &str) -> Result<Option<TenantId>>;
 }

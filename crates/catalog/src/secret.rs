@@ -10,6 +10,17 @@ pub const WRITE_PREFIX: &str = "hgw_";
 /// Prefix of tenant read tokens.
 pub const READ_PREFIX: &str = "hgr_";
 
+/// Prefix of tenants' public site keys (not secret: they sit in web pages).
+pub const SITE_KEY_PREFIX: &str = "hgp_";
+
+/// A new public site key: [`SITE_KEY_PREFIX`] and 16 random bytes in hex. Random so that one
+/// tenant's key does not reveal another's.
+pub fn generate_site_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{SITE_KEY_PREFIX}{}", hex::encode(bytes))
+}
+
 /// A new random secret: `prefix` and 32 random bytes in hex.
 pub fn generate(prefix: &str) -> String {
     let mut bytes = [0u8; 32];

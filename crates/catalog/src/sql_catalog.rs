@@ -4,7 +4,8 @@ use std::sync::Once;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hourglass_types::TenantId;
+use hourglass_types::settings::SettingsPatch;
+use hourglass_types::{TenantId, TenantSettings};
 use rand::RngCore;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
@@ -12,7 +13,10 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 use crate::dialect::Dialect;
 use crate::migrate::{self, now_ms};
 use crate::rows::{file_columns, file_from_row, node_from_row, tenant_from_db};
-use crate::{Catalog, Error, FileFilter, FileListing, ImportedTable, NewFile, NodeInfo, NodeRecord, Principal, Result};
+use crate::{
+    Catalog, Error, FileFilter, FileListing, ImportedTable, NewFile, NodeInfo, NodeRecord, Principal, Result,
+    TenantConfig,
+};
 
 /// Connection settings of a [`SqlCatalog`].
 #[derive(Debug, Clone)]
@@ -165,6 +169,15 @@ impl Catalog for SqlCatalog {
         if inserted.rows_affected() == 0 {
             return Err(Error::TenantExists { tenant: tenant.to_string() });
         }
+        sqlx::query(
+            "INSERT INTO tenant_settings (tenant_id, site_key, settings, updated_at) VALUES ($1, $2, '{}', $3)",
+        )
+        .bind(tenant.as_str())
+        .bind(crate::secret::generate_site_key())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("inserting tenant settings"))?;
         for (hash, kind) in [(write_key_hash, "write"), (read_token_hash, "read")] {
             sqlx::query("INSERT INTO tokens (hash, kind, tenant_id, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(hash)
@@ -529,6 +542,55 @@ impl Catalog for SqlCatalog {
         tx.commit().await.map_err(query_err("committing the drop"))?;
         Ok(path.is_some())
     }
+
+    async fn tenant_config(&self, tenant: &TenantId) -> Result<Option<TenantConfig>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT site_key, settings FROM tenant_settings WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("reading tenant settings"))?;
+        row.map(|(site_key, json)| Ok(TenantConfig { site_key, settings: settings_from_db(&json)? })).transpose()
+    }
+
+    async fn update_tenant_settings(&self, tenant: &TenantId, patch: &SettingsPatch) -> Result<Option<TenantConfig>> {
+        let mut tx = self.begin_write("starting settings update").await?;
+        // FOR UPDATE on PostgreSQL; SQLite's write transaction already excludes other writers.
+        let select = match self.dialect {
+            Dialect::Postgres => "SELECT site_key, settings FROM tenant_settings WHERE tenant_id = $1 FOR UPDATE",
+            Dialect::Sqlite => "SELECT site_key, settings FROM tenant_settings WHERE tenant_id = $1",
+        };
+        let row: Option<(String, String)> = sqlx::query_as(select)
+            .bind(tenant.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_err("reading tenant settings"))?;
+        let Some((site_key, json)) = row else {
+            tx.rollback().await.map_err(query_err("abandoning settings update"))?;
+            return Ok(None);
+        };
+        let settings = settings_from_db(&json)?.apply(patch)?;
+        let json = serde_json::to_string(&settings)
+            .map_err(|e| Error::Invalid { what: "tenant settings", value: e.to_string() })?;
+        sqlx::query("UPDATE tenant_settings SET settings = $1, updated_at = $2 WHERE tenant_id = $3")
+            .bind(json)
+            .bind(now_ms())
+            .bind(tenant.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("updating tenant settings"))?;
+        tx.commit().await.map_err(query_err("committing settings update"))?;
+        Ok(Some(TenantConfig { site_key, settings }))
+    }
+
+    async fn tenant_by_site_key(&self, site_key: &str) -> Result<Option<TenantId>> {
+        let id: Option<String> = sqlx::query_scalar("SELECT tenant_id FROM tenant_settings WHERE site_key = $1")
+            .bind(site_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("looking up a site key"))?;
+        id.map(tenant_from_db).transpose()
+    }
 }
 
 /// Queues `path` for deletion after the garbage grace period.
@@ -540,4 +602,9 @@ async fn queue_garbage(tx: &mut Transaction<'static, Any>, path: &str, now: i64)
         .await
         .map_err(query_err("queueing garbage"))?;
     Ok(())
+}
+
+/// Settings as stored; fields the JSON lacks take their defaults.
+fn settings_from_db(json: &str) -> Result<TenantSettings> {
+    serde_json::from_str(json).map_err(|_| Error::Invalid { what: "tenant settings", value: json.to_string() })
 }

@@ -43,6 +43,9 @@ pub struct TenantCredentials {
     pub write_key: String,
     /// The token for queries.
     pub read_token: String,
+    /// The public key web pages send events with (`/api/v1/collect`).
+    #[serde(default)]
+    pub site_key: Option<String>,
 }
 
 /// The answer to an ingest request.
@@ -128,6 +131,22 @@ impl Client {
     pub async fn create_tenant(&self, id: &str) -> Result<TenantCredentials> {
         let path = "/api/v1/admin/tenants";
         let response = self.send(path, self.post(path).json(&serde_json::json!({"id": id}))).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// A tenant's settings and site key, as `GET /api/v1/admin/tenants/{id}/settings` answers
+    /// (admin token).
+    pub async fn tenant_settings(&self, id: &str) -> Result<serde_json::Value> {
+        let path = format!("/api/v1/admin/tenants/{id}/settings");
+        let response = self.send(&path, self.http.get(format!("{}{path}", self.base))).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Changes the settings `patch` names (a JSON object of setting to value) and returns the
+    /// tenant's settings after the change (admin token).
+    pub async fn update_tenant_settings(&self, id: &str, patch: &serde_json::Value) -> Result<serde_json::Value> {
+        let path = format!("/api/v1/admin/tenants/{id}/settings");
+        let response = self.send(&path, self.http.patch(format!("{}{path}", self.base)).json(patch)).await?;
         response.json().await.map_err(|e| Error::Decode(e.to_string()))
     }
 

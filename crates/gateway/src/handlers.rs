@@ -44,7 +44,7 @@ pub(crate) async fn not_found() -> ApiError {
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Reads a request body up to `limit` bytes, answering 413 past it.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     use futures::StreamExt;
     let mut stream = body.into_data_stream();
     let mut buffer = Vec::new();
@@ -88,7 +88,13 @@ pub(crate) async fn create_tenant(State(gw): Shared, headers: HeaderMap, body: B
     let read_token = secret::generate(secret::READ_PREFIX);
     gw.catalog.create_tenant(&tenant, &secret::hash(&write_key), &secret::hash(&read_token)).await?;
     tracing::info!(tenant = %tenant, "tenant created");
-    let body = serde_json::json!({"id": tenant.as_str(), "write_key": write_key, "read_token": read_token});
+    let site_key = gw.catalog.tenant_config(&tenant).await?.map(|c| c.site_key);
+    let body = serde_json::json!({
+        "id": tenant.as_str(),
+        "write_key": write_key,
+        "read_token": read_token,
+        "site_key": site_key,
+    });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

@@ -4,11 +4,18 @@
 //! Routes:
 //! - `GET /health`, `GET /ready`, `GET /metrics`
 //! - `POST /api/v1/admin/tenants` (admin token) creates a tenant and returns its credentials
+//! - `GET`, `PATCH /api/v1/admin/tenants/{id}/settings` (admin token) reads and changes a
+//!   tenant's settings
 //! - `POST /api/v1/admin/flush` (admin token) persists every buffered event now
 //! - `POST /api/v1/events` (write key) ingests NDJSON or a JSON array, optionally gzip
+//! - `POST /api/v1/collect` (public site key in the body) takes one event from a web page;
+//!   `GET /js/hourglass.js` is the tracker that sends them
+//! - `POST /mp/collect`, `POST /debug/mp/collect` (site key and write key as query parameters):
+//!   GA4 Measurement Protocol
 //! - `POST /api/v1/query` (read token) runs SQL; JSON, CSV or Arrow IPC by `Accept`
 
 mod auth;
+mod collect;
 pub mod error;
 mod forward;
 mod handlers;
@@ -18,16 +25,18 @@ mod output;
 pub mod readiness;
 mod ring;
 mod startup;
+mod tenant_settings;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use hourglass_catalog::Catalog;
+use hourglass_catalog::{Catalog, SettingsCache};
 use hourglass_ingest::Ingester;
 use hourglass_query::Querier;
 use tokio::sync::Semaphore;
 
+pub use collect::ClientHeaders;
 pub use forward::ClusterRoutes;
 pub use readiness::{Condition, Readiness};
 pub use startup::{LateRouter, startup_router};
@@ -43,11 +52,18 @@ pub struct GatewayConfig {
     pub max_concurrent_ingest: usize,
     /// Largest import upload.
     pub max_import_bytes: u64,
+    /// Proxy and CDN headers trusted for browser events' address and country.
+    pub client_headers: ClientHeaders,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { max_concurrent_queries: 16, max_concurrent_ingest: 64, max_import_bytes: 1 << 30 }
+        Self {
+            max_concurrent_queries: 16,
+            max_concurrent_ingest: 64,
+            max_import_bytes: 1 << 30,
+            client_headers: ClientHeaders::default(),
+        }
     }
 }
 
@@ -80,6 +96,9 @@ pub struct Gateway {
     import_slots: Semaphore,
     max_import_bytes: u64,
     readiness: Arc<Readiness>,
+    settings: SettingsCache,
+    site_keys: collect::SiteKeys,
+    client_headers: ClientHeaders,
 }
 
 impl Gateway {
@@ -92,6 +111,9 @@ impl Gateway {
     ) -> Arc<Self> {
         Arc::new(Self {
             auth: auth::Authenticator::new(Arc::clone(&catalog)),
+            settings: SettingsCache::new(Arc::clone(&catalog)),
+            site_keys: collect::SiteKeys::default(),
+            client_headers: config.client_headers,
             catalog,
             services,
             query_slots: Semaphore::new(config.max_concurrent_queries.max(1)),
@@ -109,10 +131,18 @@ impl Gateway {
             .route("/ready", get(handlers::ready))
             .route("/metrics", get(handlers::metrics))
             .route("/api/v1/admin/tenants", post(handlers::create_tenant))
+            .route(
+                "/api/v1/admin/tenants/{id}/settings",
+                get(tenant_settings::get_settings).patch(tenant_settings::patch_settings),
+            )
             .route("/api/v1/admin/flush", post(handlers::flush))
             .route("/api/v1/admin/queries", get(handlers::list_queries))
             .route("/api/v1/admin/queries/{id}", axum::routing::delete(handlers::cancel_query))
             .route("/api/v1/events", post(handlers::ingest))
+            .route("/api/v1/collect", post(collect::collect).options(collect::collect_preflight))
+            .route("/js/hourglass.js", get(collect::tracker))
+            .route("/mp/collect", post(collect::mp_collect))
+            .route("/debug/mp/collect", post(collect::mp_debug))
             .route("/api/v1/query", post(handlers::query))
             .route("/api/v1/tables", get(import::list_tables))
             .route("/api/v1/tables/{name}", axum::routing::delete(import::drop_table))

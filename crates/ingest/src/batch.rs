@@ -22,6 +22,8 @@ pub struct HashedEvent {
     pub event: ValidEvent,
     /// Salted hash of the client IP, if one was given.
     pub ip_hash: Option<String>,
+    /// The same under the previous day's salt, for events early in their UTC day.
+    pub ip_hash_prev: Option<String>,
 }
 
 /// Builds the `raw_events` batch for one tenant's events received at `received_at_ms`.
@@ -34,6 +36,7 @@ pub fn build_raw_batch(tenant: &str, received_at_ms: i64, events: &[HashedEvent]
     let mut name_b = StringBuilder::with_capacity(n, n * 8);
     let mut text_b: [StringBuilder; TEXT_FIELDS.len()] = std::array::from_fn(|_| StringBuilder::new());
     let mut ip_b = StringBuilder::new();
+    let mut ip_prev_b = StringBuilder::new();
     let mut country_b = StringBuilder::new();
     let mut language_b = StringBuilder::new();
     let mut screen_b = Int32Builder::with_capacity(n);
@@ -42,7 +45,7 @@ pub fn build_raw_batch(tenant: &str, received_at_ms: i64, events: &[HashedEvent]
     let mut interactive_b = BooleanBuilder::with_capacity(n);
     let mut props_b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
 
-    for HashedEvent { event: e, ip_hash } in events {
+    for HashedEvent { event: e, ip_hash, ip_hash_prev } in events {
         tenant_b.append_value(tenant);
         id_b.append_value(&e.event_id);
         ts_b.append_value(e.timestamp_ms);
@@ -52,6 +55,7 @@ pub fn build_raw_batch(tenant: &str, received_at_ms: i64, events: &[HashedEvent]
             b.append_option(v.as_deref());
         }
         ip_b.append_option(ip_hash.as_deref());
+        ip_prev_b.append_option(ip_hash_prev.as_deref());
         country_b.append_option(e.country.as_deref());
         language_b.append_option(e.language.as_deref());
         screen_b.append_option(e.screen_width);
@@ -87,6 +91,7 @@ pub fn build_raw_batch(tenant: &str, received_at_ms: i64, events: &[HashedEvent]
     columns.push(Arc::new(currency_b.finish()));
     columns.push(Arc::new(interactive_b.finish()));
     columns.push(Arc::new(props_b.finish()));
+    columns.push(Arc::new(ip_prev_b.finish()));
     Ok(RecordBatch::try_new(schema::raw_events(), columns)?)
 }
 
@@ -122,7 +127,11 @@ mod tests {
 
     fn event(json: serde_json::Value) -> HashedEvent {
         let serde_json::Value::Object(map) = json else { panic!("object") };
-        HashedEvent { event: validate(0, &map, &IngestLimits::default(), 1_000).expect("valid"), ip_hash: None }
+        HashedEvent {
+            event: validate(0, &map, &IngestLimits::default(), 1_000).expect("valid"),
+            ip_hash: None,
+            ip_hash_prev: None,
+        }
     }
 
     #[test]

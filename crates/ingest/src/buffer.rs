@@ -345,3 +345,9 @@ pub(crate) fn keys_of(raw: &RecordBatch) -> Result<Vec<DedupKey>> {
 
 #[cfg(test)]
 mod tests;
+
+/// The tenant of a batch's first row; `None` for an empty batch or one without the column.
+pub(crate) fn tenant_of(raw: &RecordBatch) -> Option<String> {
+    let tenants = string_column(raw, col::TENANT_ID).ok()?;
+    (!tenants.is_empty()).then(|| tenants.value(0).to_string())
+}

@@ -5,9 +5,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use hourglass_catalog::Catalog;
+use hourglass_catalog::{Catalog, SettingsCache};
+use hourglass_processor::Options;
 use hourglass_storage::ParquetOptions;
 use hourglass_types::partition::hour_of;
+use hourglass_types::settings::MAX_SESSION_TIMEOUT_MS;
 use hourglass_types::{Clock, TableName, TenantId};
 use hourglass_wal::WalStore;
 use object_store::ObjectStore;
@@ -78,9 +80,20 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub wal: WalStore,
     pub buffer: RwLock<Buffer>,
+    pub settings: SettingsCache,
 }
 
 impl Shared {
+    /// The processor options of `tenant`'s settings (the defaults for a tenant the catalog
+    /// does not know, which only happens when it was deleted after its key was checked).
+    pub(crate) async fn processor_options(&self, tenant: &str) -> Result<Options> {
+        let Ok(tenant) = TenantId::new(tenant) else {
+            return Ok(Options::default());
+        };
+        let config = self.settings.get(&tenant).await?;
+        Ok(Options { identified_mode: config.is_some_and(|c| c.settings.identified_mode) })
+    }
+
     pub(crate) fn update_gauges(buffer: &Buffer) {
         metrics::BUFFER_BYTES.set(buffer.bytes() as i64);
         metrics::BUFFER_EVENTS.set(buffer.rows() as i64);
@@ -117,8 +130,9 @@ impl Ingester {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>> {
         let wal = WalStore::new(Arc::clone(&store), &config.ingester_id);
-        let shared =
-            Arc::new(Shared { buffer: RwLock::new(Buffer::new(config.shards)), config, store, catalog, clock, wal });
+        let settings = SettingsCache::new(Arc::clone(&catalog));
+        let buffer = RwLock::new(Buffer::new(config.shards));
+        let shared = Arc::new(Shared { buffer, config, store, catalog, clock, wal, settings });
         let report = replay(&shared).await?;
         let (commit_tx, commit_rx) = mpsc::channel(4096);
         let (persist_tx, persist_rx) = mpsc::channel(64);
@@ -195,14 +209,26 @@ impl Ingester {
 
         let mut hashed = Vec::with_capacity(valid.len());
         for event in valid {
-            let ip_hash = match event.ip {
-                Some(ip) => Some(self.hash_ip(tenant, event.timestamp_ms, ip).await?),
-                None => None,
+            let (ip_hash, ip_hash_prev) = match event.ip {
+                Some(ip) => {
+                    let day = day_start_ms(event.timestamp_ms);
+                    let today = self.hash_ip(tenant, day, ip).await?;
+                    // Only an event within the longest session timeout after midnight can
+                    // continue a session of the previous day.
+                    let previous = if event.timestamp_ms - day <= MAX_SESSION_TIMEOUT_MS {
+                        Some(self.hash_ip(tenant, day - DAY_MS, ip).await?)
+                    } else {
+                        None
+                    };
+                    (Some(today), previous)
+                }
+                None => (None, None),
             };
-            hashed.push(HashedEvent { event, ip_hash });
+            hashed.push(HashedEvent { event, ip_hash, ip_hash_prev });
         }
         let raw = build_raw_batch(tenant.as_str(), now, &hashed)?;
-        let events = hourglass_processor::process(&raw, &hourglass_processor::Options::default())?;
+        let options = self.shared.processor_options(tenant.as_str()).await?;
+        let events = hourglass_processor::process(&raw, &options)?;
         let keys = keys_of(&raw)?;
         let entry = encode_entry(&raw)?;
         let (reply, answer) = oneshot::channel();
@@ -214,8 +240,9 @@ impl Ingester {
         Ok(IngestOutcome { accepted: committed.accepted, duplicates: committed.duplicates, errors })
     }
 
-    async fn hash_ip(&self, tenant: &TenantId, timestamp_ms: i64, ip: IpAddr) -> Result<String> {
-        let day = chrono::DateTime::from_timestamp_millis(timestamp_ms)
+    /// The address hashed with the salt of the UTC day that starts at `day_ms`.
+    async fn hash_ip(&self, tenant: &TenantId, day_ms: i64, ip: IpAddr) -> Result<String> {
+        let day = chrono::DateTime::from_timestamp_millis(day_ms)
             .map(|t| t.format("%Y-%m-%d").to_string())
             .unwrap_or_default();
         let cached = self.salts.lock().unwrap_or_else(|e| e.into_inner()).get(&day).cloned();
@@ -276,4 +303,11 @@ impl Ingester {
         }
         result
     }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Midnight UTC at the start of the day holding `timestamp_ms`.
+fn day_start_ms(timestamp_ms: i64) -> i64 {
+    timestamp_ms.div_euclid(DAY_MS) * DAY_MS
 }

@@ -17,6 +17,7 @@ mod ingester;
 #[cfg(test)]
 mod ingester_tests;
 pub mod limits;
+pub mod measurement_protocol;
 pub mod metrics;
 pub mod parse;
 mod persister;

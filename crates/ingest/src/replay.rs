@@ -57,7 +57,10 @@ pub(crate) async fn replay(shared: &Shared) -> Result<ReplayReport> {
                 }
             };
             for raw in batches {
-                let events = hourglass_processor::process(&raw, &hourglass_processor::Options::default())?;
+                // One entry holds one tenant's request, so its first row names the tenant.
+                let tenant = crate::buffer::tenant_of(&raw).unwrap_or_default();
+                let options = shared.processor_options(&tenant).await?;
+                let events = hourglass_processor::process(&raw, &options)?;
                 let keys = keys_of(&raw)?;
                 let mut buffer = shared.write_buffer();
                 let d = dedupe(&buffer, &mut seen, raw, events, keys)?;

@@ -11,6 +11,7 @@
 //! then drops the bots and the flag, giving `events` rows.
 
 pub mod channel;
+pub mod sessions;
 pub mod sources;
 mod url_parts;
 pub mod user_agent;
@@ -33,8 +34,9 @@ pub use url_parts::{CLICK_ID_KEYS, ReferrerParts, UTM_KEYS, UrlParts};
 /// Version of the derivation rules. Bump it whenever any derived value could change.
 ///
 /// 1: host, path and UTM values. 2: click id, referrer page, source, channel, user agent,
-/// device, bots left out, visitor id.
-pub const PROCESSOR_VERSION: i32 = 2;
+/// device, bots left out, visitor id. 3: the previous day's visitor id for cookieless
+/// events early in their UTC day.
+pub const PROCESSOR_VERSION: i32 = 3;
 
 /// Name of the trailing column of [`process`]'s output that marks bots.
 pub const BOT_FLAG: &str = "__is_bot";
@@ -123,6 +125,7 @@ pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, Proc
     let user_ids = strings(raw, col::USER_ID)?;
     let client_ids = strings(raw, col::CLIENT_ID)?;
     let ip_hashes = strings(raw, col::IP_HASH)?;
+    let ip_hashes_prev = strings(raw, col::IP_HASH_PREV)?;
 
     let rows = raw.num_rows();
     let text = || StringBuilder::with_capacity(rows, rows * 8);
@@ -133,6 +136,7 @@ pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, Proc
     let (mut browser, mut browser_version, mut os, mut os_version, mut device) =
         (text(), text(), text(), text(), text());
     let mut visitor = UInt64Builder::with_capacity(rows);
+    let mut prev_visitor = UInt64Builder::with_capacity(rows);
     let mut bots = BooleanBuilder::with_capacity(rows);
 
     let mut traffic: HashMap<(Option<&str>, Option<&str>), Traffic> = HashMap::new();
@@ -173,6 +177,8 @@ pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, Proc
             event_id: event_ids.value(i),
         };
         visitor.append_value(visitor::visitor_id(&who, options.identified_mode));
+        let previous = value(ip_hashes_prev, i);
+        prev_visitor.append_option(visitor::previous_day_visitor_id(&who, options.identified_mode, previous));
     }
 
     let mut columns: Vec<ArrayRef> = raw.columns().to_vec();
@@ -185,6 +191,7 @@ pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, Proc
         columns.push(Arc::new(builder.finish()));
     }
     columns.push(Arc::new(visitor.finish()));
+    columns.push(Arc::new(prev_visitor.finish()));
     columns.push(Arc::new(Int32Array::from(vec![PROCESSOR_VERSION; rows])));
     columns.push(Arc::new(bots.finish()));
     Ok(RecordBatch::try_new(staged_schema(), columns)?)

@@ -89,6 +89,7 @@ fn raw_rows<'a>(rows: &[Row<'a>]) -> RecordBatch {
         text(vec![None; n]),
         Arc::new(BooleanArray::from(vec![true; n])),
         Arc::new(props.finish()),
+        text(vec![None; n]),
     ];
     RecordBatch::try_new(schema, columns).expect("raw batch")
 }

@@ -65,6 +65,20 @@ pub fn visitor_id(who: &Identity<'_>, identified_mode: bool) -> u64 {
     hash_parts(&[tenant, b"e:", who.event_id.as_bytes()])
 }
 
+/// The visitor id the event would have under the previous UTC day's salt, given the address
+/// hashed with that salt: `Some` only when the cookieless rule is the one that applies. The
+/// sessionizer uses it to continue a cookieless session across midnight.
+pub fn previous_day_visitor_id(who: &Identity<'_>, identified_mode: bool, ip_hash_prev: Option<&str>) -> Option<u64> {
+    if identified_mode && present(who.user_id).is_some() {
+        return None;
+    }
+    if present(who.client_id).is_some() || present(who.ip_hash).is_none() {
+        return None;
+    }
+    let previous = present(ip_hash_prev)?;
+    Some(visitor_id(&Identity { ip_hash: Some(previous), ..*who }, identified_mode))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

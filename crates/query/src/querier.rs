@@ -14,7 +14,8 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use hourglass_catalog::Catalog;
+use hourglass_catalog::{Catalog, SettingsCache};
+use hourglass_processor::sessions::SessionRules;
 use hourglass_types::{TableName, TenantId};
 use object_store::ObjectStore;
 
@@ -23,6 +24,7 @@ use crate::buffer_source::BufferSource;
 use crate::imported_table::ImportedTableProvider;
 use crate::query_memory::{QueryPool, Refused};
 use crate::running::{Interface, QueryInfo, Registered, RunningQueries};
+use crate::sessions_table::SessionsTable;
 use crate::table::TenantTable;
 use crate::{Error, Result, metrics, system_tables};
 
@@ -127,7 +129,11 @@ pub struct Querier {
     cpu: Option<tokio::runtime::Handle>,
     admission: Arc<Admission>,
     running: Arc<RunningQueries>,
+    settings: SettingsCache,
 }
+
+/// Name of the computed table of sessions every tenant session has.
+pub const SESSIONS_TABLE: &str = "sessions";
 
 impl Querier {
     /// A querier reading `store` and `catalog`, and the unpersisted rows of `buffers`.
@@ -151,7 +157,8 @@ impl Querier {
         runtime.register_object_store(store_url.as_ref(), store);
         let admission = Arc::new(Admission::new(config.admission.clone()));
         let running = Arc::new(RunningQueries::default());
-        Ok(Self { config, catalog, buffers, runtime, store_url, cpu, admission, running })
+        let settings = SettingsCache::new(Arc::clone(&catalog));
+        Ok(Self { config, catalog, buffers, runtime, store_url, cpu, admission, running, settings })
     }
 
     /// The queries running or waiting for a slot now, oldest first.
@@ -216,6 +223,21 @@ impl Querier {
             );
             ctx.register_table(table.as_str(), Arc::new(provider))?;
         }
+        let config = self.settings.get(tenant).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let settings = config.map(|c| c.settings.clone()).unwrap_or_default();
+        let rules = SessionRules {
+            timeout_ms: settings.session_timeout_ms,
+            key_events: settings.key_events,
+            reporting_currency: settings.reporting_currency,
+        };
+        let events = TenantTable::new(
+            TableName::Events,
+            tenant.clone(),
+            Arc::clone(&self.catalog),
+            self.buffers.clone(),
+            self.store_url.clone(),
+        );
+        ctx.register_table(SESSIONS_TABLE, Arc::new(SessionsTable::new(events, rules)))?;
         let imports = self.catalog.list_imports(tenant).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
         for imported in &imports {
             let provider = ImportedTableProvider::new(imported, self.store_url.clone())?;

@@ -79,13 +79,68 @@ pub enum ImportFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
-    /// Creates a tenant and prints its write key and read token as JSON.
+    /// Creates a tenant and prints its write key, read token and site key as JSON.
     Create {
         /// Tenant id: 1-64 characters of a-z, 0-9, '-' and '_'.
         id: String,
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Prints a tenant's settings as JSON, after changing those given as options.
+    Settings(TenantSettingsArgs),
+}
+
+/// `hourglass tenant settings`: each option given changes that setting; with none, the
+/// settings are only printed.
+#[derive(Debug, Args)]
+pub struct TenantSettingsArgs {
+    /// Tenant id.
+    pub id: String,
+    /// Session timeout: a visitor's next event more than this long after the previous one
+    /// starts a new session (60s to 7h55m; for example 30m, 1h30m, 900s).
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub session_timeout: Option<i64>,
+    /// Whether a `user_id` identifies the visitor (true or false).
+    #[arg(long)]
+    pub identified_mode: Option<bool>,
+    /// Hostnames pages may send browser events from, comma-separated (`*.example.com`
+    /// allows subdomains); an empty value allows every hostname.
+    #[arg(long)]
+    pub allowed_hostnames: Option<String>,
+    /// Event names that count as conversions, comma-separated.
+    #[arg(long)]
+    pub key_events: Option<String>,
+    /// ISO 4217 code revenue is reported in.
+    #[arg(long)]
+    pub reporting_currency: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Parses `1h30m`, `30m`, `900s` or `1500ms` into milliseconds.
+fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let mut total: i64 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err("empty duration".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let number: i64 =
+            rest[..digits].parse().map_err(|_| format!("{text:?} is not a duration like 30m or 1h30m"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_ms = match &rest[..unit_len] {
+            "h" => 3_600_000,
+            "m" | "min" => 60_000,
+            "s" => 1_000,
+            "ms" => 1,
+            other => return Err(format!("unknown unit {other:?} in {text:?}: use h, m, s or ms")),
+        };
+        rest = &rest[unit_len..];
+        total = number.checked_mul(unit_ms).and_then(|ms| total.checked_add(ms)).ok_or("duration too long")?;
+    }
+    Ok(total)
 }
 
 /// Where the CLI finds the server.
@@ -155,6 +210,15 @@ pub struct NodeArgs {
     /// its previous incarnation's lease to lapse before it takes its id (and WAL) over.
     #[arg(long, env = "HOURGLASS_NODE_LEASE", default_value = "10s")]
     pub node_lease: humantime::Duration,
+    /// Header a proxy in front of Hourglass sets to the client's address (first entry of an
+    /// X-Forwarded-For style list), for browser and Measurement Protocol events. Only set it
+    /// when that proxy overwrites the header: clients can send any value.
+    #[arg(long, env = "HOURGLASS_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<axum::http::HeaderName>,
+    /// Header a CDN sets to the client's ISO 3166 country, such as CF-IPCountry, for browser
+    /// and Measurement Protocol events that carry no country.
+    #[arg(long, env = "HOURGLASS_COUNTRY_HEADER")]
+    pub country_header: Option<axum::http::HeaderName>,
 }
 
 /// Where a node with a querier serves SQL clients.

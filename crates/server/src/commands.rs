@@ -16,6 +16,35 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&created)?);
             Ok(())
         }
+        TenantCommand::Settings(args) => {
+            let client = Client::new(&args.server.server, &args.server.token);
+            let list = |text: &str| -> Vec<String> {
+                text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+            };
+            let mut patch = serde_json::Map::new();
+            if let Some(ms) = args.session_timeout {
+                patch.insert("session_timeout_ms".into(), ms.into());
+            }
+            if let Some(mode) = args.identified_mode {
+                patch.insert("identified_mode".into(), mode.into());
+            }
+            if let Some(hosts) = &args.allowed_hostnames {
+                patch.insert("allowed_hostnames".into(), list(hosts).into());
+            }
+            if let Some(names) = &args.key_events {
+                patch.insert("key_events".into(), list(names).into());
+            }
+            if let Some(code) = &args.reporting_currency {
+                patch.insert("reporting_currency".into(), code.clone().into());
+            }
+            let settings = if patch.is_empty() {
+                client.tenant_settings(&args.id).await?
+            } else {
+                client.update_tenant_settings(&args.id, &serde_json::Value::Object(patch)).await?
+            };
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+            Ok(())
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use hourglass_catalog::membership::role;
 use hourglass_catalog::{Catalog, CatalogOptions, Membership, NodeInfo, SqlCatalog, TokenCache, redact_url, secret};
 use hourglass_flight::{BufferService, BulkIngest, ClusterSecret, FlightSqlServer, IngestRpc, RemoteBuffers};
 use hourglass_gateway::{
-    ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
+    ClientHeaders, ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
 };
 use hourglass_ingest::{IngestLimits, Ingester, IngesterConfig};
 use hourglass_jobs::{Compactor, CompactorConfig};
@@ -441,6 +441,10 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             max_concurrent_queries: limits.0,
             max_concurrent_ingest: limits.1,
             max_import_bytes: plan.querier.as_ref().map_or(1 << 30, |q| q.max_import_bytes.as_u64()),
+            client_headers: ClientHeaders {
+                client_ip: plan.node.client_ip_header.clone(),
+                country: plan.node.country_header.clone(),
+            },
         },
         Arc::clone(&readiness),
         Arc::clone(&catalog),
@@ -590,7 +594,9 @@ pub(crate) async fn serve_http(
             tracing::debug!(error = %e, "setting TCP_NODELAY failed");
         }
     });
-    axum::serve(listener, router)
+    // The peer address is the client's address for browser events (unless a trusted proxy
+    // header says otherwise).
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.wait().await;
             readiness.set(Condition::Draining, true);

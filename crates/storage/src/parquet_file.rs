@@ -18,8 +18,17 @@ use parquet::schema::types::ColumnPath;
 use crate::{Error, Result};
 
 /// Columns written without statistics: free text, or values no query prunes on.
-const UNPRUNED_COLUMNS: &[&str] =
-    &[col::EVENT_ID, col::URL, col::REFERRER, col::TITLE, col::USER_AGENT, col::CLIENT_ID, col::USER_ID, col::IP_HASH];
+const UNPRUNED_COLUMNS: &[&str] = &[
+    col::EVENT_ID,
+    col::URL,
+    col::REFERRER,
+    col::TITLE,
+    col::USER_AGENT,
+    col::CLIENT_ID,
+    col::USER_ID,
+    col::IP_HASH,
+    col::IP_HASH_PREV,
+];
 
 /// Columns whose values are (nearly) all distinct, so dictionary encoding only costs.
 const UNIQUE_COLUMNS: &[&str] = &[col::EVENT_ID];

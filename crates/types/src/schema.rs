@@ -49,6 +49,10 @@ pub mod col {
     pub const INTERACTIVE: &str = "interactive";
     /// Custom string properties.
     pub const PROPS: &str = "props";
+    /// The client address hashed with the previous UTC day's salt, kept only for events in the
+    /// first hours of their day (up to the longest session timeout), so that a cookieless
+    /// session can continue across midnight.
+    pub const IP_HASH_PREV: &str = "ip_hash_prev";
     /// Lower-case page host without a leading `www.` (events only).
     pub const HOSTNAME: &str = "hostname";
     /// Percent-decoded URL path (events only).
@@ -83,6 +87,9 @@ pub mod col {
     pub const DEVICE: &str = "device";
     /// Visitor id by the rules of ANALYTICS.md (events only).
     pub const VISITOR_ID: &str = "visitor_id";
+    /// The cookieless visitor id under the previous UTC day's salt, where `ip_hash_prev` is set
+    /// and the cookieless rule applies (events only).
+    pub const PREV_VISITOR_ID: &str = "prev_visitor_id";
     /// Version of the processor that derived the row (events only).
     pub const PROCESSOR_VERSION: &str = "processor_version";
 }
@@ -130,6 +137,7 @@ fn raw_fields() -> Vec<Field> {
         text(CURRENCY),
         Field::new(INTERACTIVE, DataType::Boolean, false),
         Field::new(PROPS, props_type(), true),
+        text(IP_HASH_PREV),
     ]
 }
 
@@ -148,6 +156,7 @@ static EVENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         fields.push(Field::new(name, DataType::Utf8, true));
     }
     fields.push(Field::new(VISITOR_ID, DataType::UInt64, false));
+    fields.push(Field::new(PREV_VISITOR_ID, DataType::UInt64, true));
     fields.push(Field::new(PROCESSOR_VERSION, DataType::Int32, false));
     Arc::new(Schema::new(fields))
 });

@@ -243,3 +243,37 @@ async fn imports_replace_atomically_per_tenant(fx: Fixture) {
     garbage.sort();
     assert_eq!(garbage, vec!["imports/a/crm/1".to_string(), "imports/a/crm/2".to_string()]);
 }
+
+on_both_backends!(tenant_settings_start_at_defaults_and_patches_merge);
+async fn tenant_settings_start_at_defaults_and_patches_merge(fx: Fixture) {
+    use hourglass_types::TenantSettings;
+    use hourglass_types::settings::SettingsPatch;
+
+    let cat = fx.open().await;
+    assert_eq!(cat.tenant_config(&tenant("nobody")).await.expect("read"), None);
+    let patch = SettingsPatch { identified_mode: Some(true), ..SettingsPatch::default() };
+    assert_eq!(cat.update_tenant_settings(&tenant("nobody"), &patch).await.expect("update"), None);
+
+    cat.create_tenant(&tenant("a"), "wa", "ra").await.expect("create");
+    cat.create_tenant(&tenant("b"), "wb", "rb").await.expect("create");
+    let a = cat.tenant_config(&tenant("a")).await.expect("read").expect("a exists");
+    let b = cat.tenant_config(&tenant("b")).await.expect("read").expect("b exists");
+    assert_eq!(a.settings, TenantSettings::default());
+    assert!(a.site_key.starts_with("hgp_") && a.site_key != b.site_key, "{} {}", a.site_key, b.site_key);
+    assert_eq!(cat.tenant_by_site_key(&a.site_key).await.expect("lookup"), Some(tenant("a")));
+    assert_eq!(cat.tenant_by_site_key("hgp_unknown").await.expect("lookup"), None);
+
+    // Two patches of different fields both stay.
+    cat.update_tenant_settings(&tenant("a"), &patch).await.expect("update").expect("a exists");
+    let timeout = SettingsPatch { session_timeout_ms: Some(600_000), ..SettingsPatch::default() };
+    let after = cat.update_tenant_settings(&tenant("a"), &timeout).await.expect("update").expect("a exists");
+    assert!(after.settings.identified_mode);
+    assert_eq!(after.settings.session_timeout_ms, 600_000);
+    assert_eq!(cat.tenant_config(&tenant("a")).await.expect("read").expect("a").settings, after.settings);
+    assert_eq!(cat.tenant_config(&tenant("b")).await.expect("read").expect("b").settings, TenantSettings::default());
+
+    let bad = SettingsPatch { session_timeout_ms: Some(1), ..SettingsPatch::default() };
+    let err = cat.update_tenant_settings(&tenant("a"), &bad).await.expect_err("out of range");
+    assert!(matches!(err, Error::InvalidSetting(_)), "{err}");
+    assert_eq!(cat.tenant_config(&tenant("a")).await.expect("read").expect("a").settings, after.settings);
+}

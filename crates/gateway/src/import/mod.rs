@@ -118,6 +118,7 @@ pub(crate) async fn list_tables(State(gw): Shared, headers: HeaderMap) -> Result
     let mut tables = vec![
         serde_json::json!({"name": "events", "kind": "built_in"}),
         serde_json::json!({"name": "raw_events", "kind": "built_in"}),
+        serde_json::json!({"name": "sessions", "kind": "computed"}),
     ];
     for table in gw.catalog.list_imports(&tenant).await? {
         let schema =

@@ -14,7 +14,11 @@ fn raw(tenant: &str, events: &[(&str, i64)]) -> RecordBatch {
             else {
                 unreachable!()
             };
-            HashedEvent { event: validate(0, &map, &IngestLimits::default(), 10 * HOUR).expect("valid"), ip_hash: None }
+            HashedEvent {
+                event: validate(0, &map, &IngestLimits::default(), 10 * HOUR).expect("valid"),
+                ip_hash: None,
+                ip_hash_prev: None,
+            }
         })
         .collect();
     build_raw_batch(tenant, 0, &hashed).expect("batch")
