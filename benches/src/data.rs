@@ -53,29 +53,26 @@ impl Tenants {
         Ok(Self { writers, reader: reader.ok_or_else(|| anyhow::anyhow!("no tenant"))?, weights })
     }
 
-    fn pick(&self, rng: &mut StdRng) -> usize {
-        let total: f64 = self.weights.iter().sum();
-        let mut x = rng.random_range(0.0..total);
-        for (i, w) in self.weights.iter().enumerate() {
-            if x < *w {
-                return i;
-            }
-            x -= w;
-        }
-        0
-    }
-
     /// `count` request bodies of `batch` NDJSON events each, with the tenant each is for.
     /// Events carry no `event_id`, so a body can be sent many times.
     pub(crate) fn bodies(&self, batch: usize, count: usize, seed: u64) -> Vec<(usize, Bytes)> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        (0..count)
+        generate(&self.weights, batch, count, seed)
+    }
+}
+
+/// Bodies as [`Tenants::bodies`] makes them for `tenants` tenants, without a server.
+pub(crate) fn sample_bodies(tenants: usize, batch: usize, count: usize, seed: u64) -> Vec<(usize, Bytes)> {
+    let weights: Vec<f64> = (0..tenants.max(1)).map(|i| 1.0 / (i as f64 + 1.0)).collect();
+    generate(&weights, batch, count, seed)
+}
+
+fn generate(weights: &[f64], batch: usize, count: usize, seed: u64) -> Vec<(usize, Bytes)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    (0..count)
             .map(|_| {
-                let tenant = self.pick(&mut rng);
+                let tenant = pick(weights, &mut rng);
                 let mut body = String::with_capacity(batch * 400);
                 for _ in 0..batch {
                     let name = match rng.random_range(0..100) {
@@ -105,5 +102,17 @@ impl Tenants {
                 (tenant, Bytes::from(body))
             })
             .collect()
+}
+
+/// A tenant index drawn with probability proportional to its weight.
+fn pick(weights: &[f64], rng: &mut StdRng) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut x = rng.random_range(0.0..total);
+    for (i, w) in weights.iter().enumerate() {
+        if x < *w {
+            return i;
+        }
+        x -= w;
     }
+    0
 }

@@ -6,6 +6,7 @@
 
 mod data;
 mod ingest;
+mod processor;
 mod protocols;
 mod query;
 mod server;
@@ -49,6 +50,10 @@ struct Args {
     /// Events per run of each bulk ingest protocol (--protocols).
     #[arg(long, default_value_t = 1_000_000)]
     bulk_events: usize,
+    /// Measure the processor alone, in process (rows/s, user-agent parsing with and without
+    /// the cache), and start no server.
+    #[arg(long)]
+    processor: bool,
     /// Path of the `hourglass` binary (default: next to this one).
     #[arg(long)]
     hourglass: Option<std::path::PathBuf>,
@@ -67,6 +72,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if args.processor {
+        let bodies = data::sample_bodies(args.tenants, 1000, 50, 7);
+        let bodies: Vec<bytes::Bytes> = bodies.into_iter().map(|(_, b)| b).collect();
+        return processor::report(&bodies, args.runs);
+    }
     let binary = match &args.hourglass {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("hourglass"),
