@@ -33,14 +33,26 @@ impl SettingsCache {
     }
 
     /// The tenant's settings and site key; `None` if there is no such tenant (not cached, so
-    /// a tenant created a moment ago is found).
+    /// a tenant created a moment ago is found). When the catalog cannot be reached, an expired
+    /// answer is still used: settings change rarely, and ingest should not stop for them.
     pub async fn get(&self, tenant: &TenantId) -> Result<Option<Arc<TenantConfig>>> {
-        if let Some((at, config)) = self.entries.read().unwrap_or_else(|e| e.into_inner()).get(tenant)
+        let cached = self.entries.read().unwrap_or_else(|e| e.into_inner()).get(tenant).cloned();
+        if let Some((at, config)) = &cached
             && at.elapsed() < self.ttl
         {
             return Ok(Some(Arc::clone(config)));
         }
-        let Some(config) = self.catalog.tenant_config(tenant).await? else {
+        let found = match self.catalog.tenant_config(tenant).await {
+            Ok(found) => found,
+            Err(e) => match cached {
+                Some((_, config)) => {
+                    tracing::warn!(tenant = %tenant, error = %crate::display(&e), "using expired tenant settings");
+                    return Ok(Some(config));
+                }
+                None => return Err(e),
+            },
+        };
+        let Some(config) = found else {
             return Ok(None);
         };
         let config = Arc::new(config);
@@ -51,7 +63,8 @@ impl SettingsCache {
         Ok(Some(config))
     }
 
-    /// Forgets the cached answer for `tenant`, so this node sees a change it made at once.
+    /// Forgets this cache's answer for `tenant`, so that a change made through it is seen at
+    /// once by its own users (other caches catch up within [`SETTINGS_TTL`]).
     pub fn invalidate(&self, tenant: &TenantId) {
         self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(tenant);
     }

@@ -37,6 +37,11 @@ impl Authenticator {
         self.tokens.resolve(token).await?.ok_or_else(|| ApiError::new(ErrorKind::Unauthenticated, "unknown token"))
     }
 
+    /// The principal of a token given outside the `Authorization` header (a query parameter).
+    pub(crate) async fn resolve(&self, token: &str) -> Result<Option<Principal>, ApiError> {
+        Ok(self.tokens.resolve(token).await?)
+    }
+
     pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         match self.principal(headers).await? {
             Principal::Admin => Ok(()),

@@ -50,6 +50,11 @@ pub(crate) struct SiteKeys(RwLock<HashMap<String, TenantId>>);
 
 impl SiteKeys {
     async fn resolve(&self, gw: &crate::Gateway, key: &str) -> Result<Option<TenantId>, ApiError> {
+        // Anything that is not shaped like a key is refused without asking the catalog: this
+        // endpoint is open to the internet.
+        if !is_site_key(key) {
+            return Ok(None);
+        }
         if let Some(t) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(key) {
             return Ok(Some(t.clone()));
         }
@@ -59,6 +64,12 @@ impl SiteKeys {
         self.0.write().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), tenant.clone());
         Ok(Some(tenant))
     }
+}
+
+/// Whether `key` has the shape of a site key: the prefix and 32 lower-case hex digits.
+fn is_site_key(key: &str) -> bool {
+    key.strip_prefix(secret::SITE_KEY_PREFIX)
+        .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 /// `GET /js/hourglass.js`.
@@ -255,7 +266,7 @@ async fn mp_tenant(gw: &crate::Gateway, params: &MpParams) -> Result<Option<Tena
     let Some(tenant) = gw.site_keys.resolve(gw, site_key.trim()).await? else {
         return Ok(None);
     };
-    match gw.catalog.lookup_token(&secret::hash(secret.trim())).await? {
+    match gw.auth.resolve(secret.trim()).await? {
         Some(Principal::Writer(owner)) if owner == tenant => Ok(Some(tenant)),
         _ => Ok(None),
     }
@@ -352,6 +363,10 @@ mod tests {
     fn hostnames_and_headers() {
         assert_eq!(page_hostname("https://WWW.Shop.example:8443/a?b#c").as_deref(), Some("shop.example"));
         assert_eq!(page_hostname("/relative"), None);
+        assert!(is_site_key("hgp_0123456789abcdef0123456789abcdef"));
+        for bad in ["hgp_nope", "hgw_0123456789abcdef0123456789abcdef", "hgp_0123456789ABCDEF0123456789abcdef", ""] {
+            assert!(!is_site_key(bad), "{bad}");
+        }
         let trusted = ClientHeaders {
             client_ip: Some(HeaderName::from_static("x-forwarded-for")),
             country: Some(HeaderName::from_static("cf-ipcountry")),

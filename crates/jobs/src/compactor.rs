@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
+use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::compute::concat_batches;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 use hourglass_catalog::{Catalog, Error as CatalogError, FileFilter, FileRecord, NewFile};
 use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
@@ -176,7 +177,11 @@ impl Compactor {
         for f in &files {
             batches.extend(self.read(&f.file.path).await?);
         }
-        let Some(schema) = batches.first().map(|b| b.schema()) else { return Ok(()) };
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let schema = merged_schema(&hourglass_types::schema::of(key.table), &batches);
+        let batches = batches.iter().map(|b| conform(b, &schema)).collect::<Result<Vec<_>>>()?;
         let merged = concat_batches(&schema, &batches)?;
         drop(batches);
         // Copies of one event are identical but for when they arrived, so any one may stay:
@@ -247,4 +252,42 @@ impl Compactor {
             deleted += paths.len();
         }
     }
+}
+
+/// The schema of a merge of files that may come from different versions: the table's columns
+/// that some file has, in the table's order, then any column only older files have. A column
+/// some file lacks becomes nullable, and is null for that file's rows.
+fn merged_schema(table: &SchemaRef, batches: &[RecordBatch]) -> SchemaRef {
+    let mut fields: Vec<Field> = Vec::new();
+    let known = table.fields().iter().map(|f| f.as_ref().clone());
+    let stored =
+        batches.iter().flat_map(|b| b.schema().fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<_>>());
+    for field in known.chain(stored) {
+        if fields.iter().any(|f| f.name() == field.name()) {
+            continue;
+        }
+        let everywhere = batches.iter().all(|b| b.schema().field_with_name(field.name()).is_ok());
+        if !batches.iter().any(|b| b.schema().field_with_name(field.name()).is_ok()) {
+            continue;
+        }
+        let nullable = field.is_nullable() || !everywhere;
+        fields.push(field.with_nullable(nullable));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// `batch` in the merge's schema: columns matched by name, a missing one filled with nulls, a
+/// column whose type changed cast to the current type.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(Arc::clone(column)),
+            Some(column) => arrow::compute::cast(column, field.data_type()),
+            None => Ok(new_null_array(field.data_type(), rows)),
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }

@@ -169,7 +169,7 @@ pub fn group(points: &[Point<'_>], timeout_ms: i64) -> Vec<Vec<usize>> {
 }
 
 /// Columns of `events` that [`build`] reads.
-pub const INPUT_COLUMNS: [&str; 30] = [
+pub const INPUT_COLUMNS: [&str; 29] = [
     col::TENANT_ID,
     col::EVENT_ID,
     col::TIMESTAMP,
@@ -199,7 +199,6 @@ pub const INPUT_COLUMNS: [&str; 30] = [
     col::BROWSER_VERSION,
     col::OS,
     col::OS_VERSION,
-    col::USER_AGENT,
 ];
 
 /// Session attributes copied from the session's first event, in output order.

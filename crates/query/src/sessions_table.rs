@@ -173,10 +173,15 @@ impl ExecutionPlan for SessionizeExec {
         let sessions = futures::stream::once(async move {
             // Every event is held until the last one is read: count them against the query's
             // memory budget, so a tenant too large for it fails cleanly instead of the process.
+            // The plain copies are what is held; the concatenation doubles them for a moment,
+            // and the sessionizer's own state is about one more copy of the keys.
             let batches: Vec<RecordBatch> = input
                 .and_then(|batch| {
-                    let grown = reservation.try_grow(batch.get_array_memory_size());
-                    futures::future::ready(grown.and_then(|()| to_plain(&batch, &plain)))
+                    let converted = to_plain(&batch, &plain).and_then(|plain| {
+                        reservation.try_grow(2 * plain.get_array_memory_size())?;
+                        Ok(plain)
+                    });
+                    futures::future::ready(converted)
                 })
                 .try_collect()
                 .await?;

@@ -18,8 +18,10 @@ pub const MAX_ALLOWED_HOSTNAMES: usize = 100;
 pub const MAX_KEY_EVENTS: usize = 50;
 
 /// One tenant's settings. The public site key is not a setting: the catalog keeps it apart.
+// Unknown fields are ignored, not refused: during a rolling upgrade an older node must still
+// read settings a newer one wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct TenantSettings {
     /// A visitor's next event starts a new session when it comes more than this many
     /// milliseconds after the previous one.
@@ -161,6 +163,9 @@ fn normalize_hostname_pattern(host: &str) -> Result<String, InvalidSetting> {
     let valid = !name.is_empty()
         && name.len() <= 253
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'))
+        // Page hostnames never carry a port, so an entry with one could never match; a colon
+        // belongs only in a bracketed IPv6 address.
+        && (!name.contains(':') || (name.starts_with('[') && name.ends_with(']')))
         && !name.starts_with('.')
         && !name.ends_with('.');
     if !valid {
@@ -217,7 +222,7 @@ mod tests {
         assert!(s.allows_hostname("en.blog.example"));
         assert!(!s.allows_hostname("evilblog.example"));
         assert!(!s.allows_hostname("shop.example.evil"));
-        for bad in ["", "exa mple.com", "*.", "http://x.com/", ".x.com"] {
+        for bad in ["", "exa mple.com", "*.", "http://x.com/", ".x.com", "shop.example:8080"] {
             let patch = SettingsPatch { allowed_hostnames: Some(vec![bad.into()]), ..Default::default() };
             assert!(TenantSettings::default().apply(&patch).is_err(), "{bad:?}");
         }

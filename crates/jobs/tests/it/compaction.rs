@@ -128,3 +128,37 @@ async fn young_partitions_wait_for_enough_files() {
     assert_eq!(compactor.run_once().await.expect("pass").merged, 1);
     assert_eq!(raw_files(catalog.as_ref()).await, vec![(raw_files(catalog.as_ref()).await[0].0.clone(), 4)]);
 }
+
+#[tokio::test]
+async fn files_from_before_a_column_was_added_merge_with_newer_ones() {
+    let store = ObjectStoreConfig::Memory.build().expect("store");
+    let catalog: Arc<dyn Catalog> = Arc::new(SqlCatalog::in_memory().await.expect("catalog"));
+    let old = batch("shop", &["a", "b"]);
+    let new = batch("shop", &["c"]);
+    // The newer file has one more (nullable) column, as when a release adds a derived column.
+    let extra = Arc::new(StringArray::from(vec![Some("x")])) as arrow::array::ArrayRef;
+    let mut fields: Vec<Field> = new.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(col::IP_HASH_PREV, DataType::Utf8, true));
+    let mut columns = new.columns().to_vec();
+    columns.push(extra);
+    let new = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("new batch");
+    persist(store.as_ref(), catalog.as_ref(), "ingester-0", 1, new).await;
+    persist(store.as_ref(), catalog.as_ref(), "ingester-0", 2, old).await;
+
+    let clock = MockClock::new((HOUR + 1) * HOUR_MS + 60_000);
+    let config = CompactorConfig { min_age: Duration::from_secs(30), ..CompactorConfig::default() };
+    let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(clock));
+    assert_eq!(compactor.run_once().await.expect("pass").merged, 1);
+    let files = raw_files(catalog.as_ref()).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1, 3, "every row of both files");
+    let bytes = store.get(&Path::from(files[0].0.as_str())).await.expect("get").bytes().await.expect("bytes");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let merged: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("read");
+    let merged = arrow::compute::concat_batches(&merged[0].schema(), &merged).expect("concat");
+    let prev = merged.column_by_name(col::IP_HASH_PREV).expect("the newer column is kept");
+    assert_eq!(prev.null_count(), 2, "and is null for the older file's rows");
+}

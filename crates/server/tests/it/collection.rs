@@ -239,7 +239,7 @@ async fn the_tracker_in_headless_chromium() {
     let rows = reader
         .query_json(
             "SELECT event_id, CAST(timestamp AS BIGINT) AS ts, name, path, hostname, referrer_page, source, channel, device, browser, screen_width, language, \
-             props['plan'] AS plan FROM events ORDER BY timestamp, name DESC",
+             props['plan'] AS plan FROM events ORDER BY timestamp, name",
         )
         .await
         .expect("query");
@@ -265,12 +265,25 @@ async fn the_tracker_in_headless_chromium() {
     assert_eq!(signup["plan"], "pro");
     let sessions = scalar(&reader, "SELECT count(*) FROM sessions").await;
     assert_eq!(sessions, 1, "one visit");
-    let entry = reader.query_json("SELECT entry_page, exit_page, pageviews, is_bounce FROM sessions").await.expect("q");
+    let entry = reader
+        .query_json(
+            "SELECT entry_page, exit_page, pageviews, is_bounce, is_engaged, key_events, source, channel, language, \
+             device, referrer FROM sessions",
+        )
+        .await
+        .expect("q");
     assert_eq!(entry.len(), 1, "{entry:?}\n{rows:?}");
     assert_eq!(entry[0]["entry_page"], "/landing");
     assert_eq!(entry[0]["exit_page"], "/app/settings", "{entry:?}\n{rows:?}");
     assert_eq!(entry[0]["pageviews"], 2);
     assert_eq!(entry[0]["is_bounce"], false);
+    assert_eq!(entry[0]["is_engaged"], true);
+    assert_eq!(entry[0]["key_events"], 1, "signup is a default key event");
+    assert_eq!(entry[0]["source"], "newsletter", "attributes come from the first event");
+    assert_eq!(entry[0]["channel"], "Email");
+    assert_eq!(entry[0]["language"], "en", "the primary subtag");
+    assert_eq!(entry[0]["device"], "Desktop");
+    assert!(entry[0]["referrer"].as_str().is_some_and(|r| r.ends_with("/start")), "{entry:?}");
 }
 
 async fn mp(server: &TestServer, path: &str, query: &str, body: &str) -> (u16, Value) {
@@ -338,6 +351,14 @@ async fn the_measurement_protocol_endpoint_maps_ga4_payloads() {
     let (status, answer) = mp(&server, "/debug/mp/collect", &query, "{not json").await;
     assert_eq!(status, 200);
     assert_eq!(answer["validationMessages"][0]["validationCode"], "VALUE_INVALID", "{answer}");
+
+    // Another tenant's write key with this site key writes nowhere.
+    let other = server.admin().create_tenant("mp-other").await.expect("tenant");
+    let crossed = format!("measurement_id={site_key}&api_secret={}", other.write_key);
+    let (status, _) = mp(&server, "/mp/collect", &crossed, &payload.to_string()).await;
+    assert_eq!(status, 401, "a write key of another tenant is not this site's api_secret");
+    let other_reader = server.admin().with_token(&other.read_token);
+    assert_eq!(scalar(&other_reader, "SELECT count(*) FROM raw_events").await, 0);
 
     let wrong = format!("measurement_id={site_key}&api_secret={}", creds.read_token);
     let (status, _) = mp(&server, "/mp/collect", &wrong, &payload.to_string()).await;

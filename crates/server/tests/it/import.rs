@@ -163,7 +163,7 @@ async fn imported_tables_join_events_and_are_replaced_atomically() {
         .expect("JSON");
     let names: Vec<&str> =
         listed["tables"].as_array().expect("tables").iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names, ["events", "raw_events", "crm", "signups"]);
+    assert_eq!(names, ["events", "raw_events", "sessions", "crm", "signups"]);
 }
 
 #[tokio::test]
