@@ -58,6 +58,8 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value, json};
 
+use crate::parse::kind_of;
+
 /// Most events in one request.
 pub const MAX_EVENTS: usize = 25;
 /// Most parameters on one event.
@@ -181,7 +183,7 @@ pub fn map_payload(body: &[u8], query: &MpQuery, ctx: &MpContext) -> Result<Vec<
     let root = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(root)) => root,
         Ok(other) => {
-            let description = format!("{PARSE_FAILED} The payload must be a JSON object, not {}.", kind(&other));
+            let description = format!("{PARSE_FAILED} The payload must be a JSON object, not {}.", kind_of(&other));
             report(&mut out, "", ValidationCode::ValueInvalid, description);
             return Err(out);
         }
@@ -194,7 +196,7 @@ pub fn map_payload(body: &[u8], query: &MpQuery, ctx: &MpContext) -> Result<Vec<
     let events: &[Value] = match get(&root, "events") {
         Some(Value::Array(events)) => events,
         Some(other) => {
-            let description = format!("events must be an array, not {}.", kind(other));
+            let description = format!("events must be an array, not {}.", kind_of(other));
             report(&mut out, "events", ValidationCode::ValueInvalid, description);
             &[]
         }
@@ -240,7 +242,7 @@ fn read_request<'a>(root: &'a Map<String, Value>, ctx: &'a MpContext, out: &mut 
         object(get(root, key), key, out);
     }
     if let Some(other) = get(root, "non_personalized_ads").filter(|v| !v.is_boolean()) {
-        let description = format!("non_personalized_ads must be a boolean, not {}.", kind(other));
+        let description = format!("non_personalized_ads must be a boolean, not {}.", kind_of(other));
         report(out, "non_personalized_ads", ValidationCode::ValueInvalid, description);
     }
     if let Some(behavior) = text(root, "validation_behavior", "", out)
@@ -279,7 +281,12 @@ fn map_event(index: usize, event: &Value, shared: &Shared<'_>, now_ms: i64, out:
     let path = format!("events[{index}]");
     let subject = format!("Event at index: [{index}]");
     let Value::Object(entries) = event else {
-        report(out, path, ValidationCode::ValueInvalid, format!("{subject} must be an object, not {}.", kind(event)));
+        report(
+            out,
+            path,
+            ValidationCode::ValueInvalid,
+            format!("{subject} must be an object, not {}.", kind_of(event)),
+        );
         return Value::Null;
     };
     check_keys(entries, &path, EVENT_KEYS, out);
@@ -290,7 +297,7 @@ fn map_event(index: usize, event: &Value, shared: &Shared<'_>, now_ms: i64, out:
             check_name(name, "name", reserved, &subject, &name_path, out).then_some(name.as_str())
         }
         Some(other) => {
-            let description = format!("{subject} has a name that is {}, not a string.", kind(other));
+            let description = format!("{subject} has a name that is {}, not a string.", kind_of(other));
             report(out, name_path, ValidationCode::ValueInvalid, description);
             None
         }
@@ -481,7 +488,7 @@ fn param_text(
         other => {
             let description = format!(
                 "{subject} has parameter [{key}] with {} value; values must be strings, numbers or booleans.",
-                kind(other)
+                kind_of(other)
             );
             report(out, field, ValidationCode::ValueInvalid, description);
             None
@@ -492,7 +499,7 @@ fn param_text(
 /// The `items` parameter as compact JSON, or why it cannot be kept.
 fn items_json(value: &Value, subject: &str, field: &str, out: &mut Vec<ValidationMessage>) -> Option<String> {
     let Value::Array(items) = value else {
-        let description = format!("{subject} has parameter [items] that is {}, not an array.", kind(value));
+        let description = format!("{subject} has parameter [items] that is {}, not an array.", kind_of(value));
         report(out, field, ValidationCode::ValueInvalid, description);
         return None;
     };
@@ -572,7 +579,7 @@ fn text<'a>(obj: &'a Map<String, Value>, key: &str, path: &str, out: &mut Vec<Va
         Value::String(s) => Some(s.as_str()),
         other => {
             let field = join(path, key);
-            let description = format!("{field} must be a string, not {}.", kind(other));
+            let description = format!("{field} must be a string, not {}.", kind_of(other));
             report(out, field, ValidationCode::ValueInvalid, description);
             None
         }
@@ -588,20 +595,14 @@ fn object<'a>(
     match value? {
         Value::Object(obj) => Some(obj),
         other => {
-            report(out, path, ValidationCode::ValueInvalid, format!("{path} must be an object, not {}.", kind(other)));
+            report(
+                out,
+                path,
+                ValidationCode::ValueInvalid,
+                format!("{path} must be an object, not {}.", kind_of(other)),
+            );
             None
         }
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -180,7 +180,8 @@ impl<'de> serde::de::Visitor<'de> for BoundedArray {
     }
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// How a JSON value's type reads in an error message (`a number`, `an array`).
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -28,7 +28,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::TryStreamExt;
 use hourglass_processor::sessions::{self, SessionRules};
 
-use crate::table::TenantTable;
+use crate::table::{TenantTable, to_query_schema};
 
 /// `sessions` for one tenant, over that tenant's `events` table.
 #[derive(Debug)]
@@ -115,16 +115,6 @@ fn plain_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn to_plain(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
-}
-
 impl ExecutionPlan for SessionizeExec {
     fn name(&self) -> &str {
         "SessionizeExec"
@@ -177,7 +167,7 @@ impl ExecutionPlan for SessionizeExec {
             // and the sessionizer's own state is about one more copy of the keys.
             let batches: Vec<RecordBatch> = input
                 .and_then(|batch| {
-                    let converted = to_plain(&batch, &plain).and_then(|plain| {
+                    let converted = to_query_schema(&batch, &plain).and_then(|plain| {
                         reservation.try_grow(2 * plain.get_array_memory_size())?;
                         Ok(plain)
                     });

@@ -186,8 +186,9 @@ fn query_schema(stored: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Casts a buffered batch (stored schema) to the query schema.
-fn to_query_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+/// Casts a batch to `schema`, column by column (for example stored `Utf8` to the query
+/// schema's `Utf8View`, or back).
+pub(crate) fn to_query_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = batch
         .columns()
         .iter()

@@ -2,21 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::{ADMIN_TOKEN, TestServer, pageviews};
-
-fn hourglass(args: &[&str], token: &str, server: &str) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hourglass"))
-        .args(args)
-        .env("HOURGLASS_SERVER", server)
-        .env("HOURGLASS_TOKEN", token)
-        .output()
-        .expect("run hourglass");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
-}
+use crate::support::{ADMIN_TOKEN, TestServer, hourglass, pageviews};
 
 #[tokio::test]
 async fn tenant_create_and_query_commands() {

@@ -6,24 +6,10 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_TOKEN, TestServer, scalar, status_of};
+use crate::support::{ADMIN_TOKEN, TestServer, hourglass, scalar, status_of};
 
 const CHROME: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
-
-fn hourglass(args: &[&str], server: &str) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hourglass"))
-        .args(args)
-        .env("HOURGLASS_SERVER", server)
-        .env("HOURGLASS_TOKEN", ADMIN_TOKEN)
-        .output()
-        .expect("run hourglass");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
-}
 
 #[tokio::test]
 async fn tenant_settings_through_the_admin_api_and_the_cli() {
@@ -58,6 +44,7 @@ async fn tenant_settings_through_the_admin_api_and_the_cli() {
 
     let (ok, out, err) = hourglass(
         &["tenant", "settings", "conf", "--session-timeout", "1h30m", "--key-events", "signup, trial_start"],
+        ADMIN_TOKEN,
         &server.url,
     );
     assert!(ok, "{err}");
@@ -65,9 +52,9 @@ async fn tenant_settings_through_the_admin_api_and_the_cli() {
     assert_eq!(printed["settings"]["session_timeout_ms"], 5_400_000);
     assert_eq!(printed["settings"]["key_events"], json!(["signup", "trial_start"]));
     assert_eq!(printed["settings"]["identified_mode"], true);
-    let (ok, _, err) = hourglass(&["tenant", "settings", "conf", "--session-timeout", "8h"], &server.url);
+    let (ok, _, err) = hourglass(&["tenant", "settings", "conf", "--session-timeout", "8h"], ADMIN_TOKEN, &server.url);
     assert!(!ok && err.contains("session_timeout_ms"), "{err}");
-    let (ok, out, _) = hourglass(&["tenant", "settings", "conf"], &server.url);
+    let (ok, out, _) = hourglass(&["tenant", "settings", "conf"], ADMIN_TOKEN, &server.url);
     assert!(ok && out.contains("5400000"), "{out}");
 }
 

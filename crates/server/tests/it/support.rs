@@ -256,3 +256,18 @@ pub fn status_of(result: Result<impl std::fmt::Debug, hourglass_client::Error>) 
         other => panic!("expected an error status, got {other:?}"),
     }
 }
+
+/// Runs the `hourglass` CLI against `server` with `token`; returns (success, stdout, stderr).
+pub fn hourglass(args: &[&str], token: &str, server: &str) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_hourglass"))
+        .args(args)
+        .env("HOURGLASS_SERVER", server)
+        .env("HOURGLASS_TOKEN", token)
+        .output()
+        .expect("run hourglass");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
