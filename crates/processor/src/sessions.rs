@@ -38,14 +38,19 @@ pub struct SessionRules {
     pub reporting_currency: String,
 }
 
-impl Default for SessionRules {
-    fn default() -> Self {
-        let settings = hourglass_types::TenantSettings::default();
+impl From<&hourglass_types::TenantSettings> for SessionRules {
+    fn from(settings: &hourglass_types::TenantSettings) -> Self {
         Self {
             timeout_ms: settings.session_timeout_ms,
-            key_events: settings.key_events,
-            reporting_currency: settings.reporting_currency,
+            key_events: settings.key_events.clone(),
+            reporting_currency: settings.reporting_currency.clone(),
         }
+    }
+}
+
+impl Default for SessionRules {
+    fn default() -> Self {
+        Self::from(&hourglass_types::TenantSettings::default())
     }
 }
 

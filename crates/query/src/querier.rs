@@ -224,12 +224,7 @@ impl Querier {
             ctx.register_table(table.as_str(), Arc::new(provider))?;
         }
         let config = self.settings.get(tenant).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let settings = config.map(|c| c.settings.clone()).unwrap_or_default();
-        let rules = SessionRules {
-            timeout_ms: settings.session_timeout_ms,
-            key_events: settings.key_events,
-            reporting_currency: settings.reporting_currency,
-        };
+        let rules = config.map(|c| SessionRules::from(&c.settings)).unwrap_or_default();
         let events = TenantTable::new(
             TableName::Events,
             tenant.clone(),
