@@ -4,6 +4,7 @@
 //!
 //! Build and run in release: `cargo run --release -p hourglass-bench -- --help`.
 
+mod ab;
 mod data;
 mod ingest;
 mod processor;
@@ -57,6 +58,11 @@ struct Args {
     /// Path of the `hourglass` binary (default: next to this one).
     #[arg(long)]
     hourglass: Option<std::path::PathBuf>,
+    /// Compare ingest throughput with another `hourglass` binary instead (for example one built
+    /// from before a processor change): both serve side by side, 16 clients x 1000 events,
+    /// runs interleaved; --ingest-events events per run.
+    #[arg(long)]
+    against: Option<std::path::PathBuf>,
 }
 
 /// The median of some durations.
@@ -81,6 +87,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("hourglass"),
     };
+    if let Some(other) = &args.against {
+        return ab::ingest(&binary, other, args.ingest_events, args.runs, args.tenants).await;
+    }
     let server = if args.cluster {
         server::Server::start_cluster(&binary, args.ingesters).await?
     } else {

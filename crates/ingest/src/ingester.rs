@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::batch::{HashedEvent, build_raw_batch, encode_entry};
 use crate::buffer::{Buffer, ChunkSnapshot, filter_snapshot, keys_of};
 use crate::committer::{CommitRequest, run_committer};
+use crate::geoip::GeoIp;
 use crate::limits::IngestLimits;
 use crate::parse::{EventError, ValidEvent, parse_events};
 use crate::persister::{PersistCommand, run_persister};
@@ -44,6 +45,8 @@ pub struct IngesterConfig {
     pub max_buffer_bytes: usize,
     /// Parquet layout.
     pub parquet: ParquetOptions,
+    /// Where the country of an event that carries none comes from, by its address.
+    pub geoip: Option<Arc<GeoIp>>,
 }
 
 impl Default for IngesterConfig {
@@ -56,6 +59,7 @@ impl Default for IngesterConfig {
             persist_max_age_ms: 5 * 60 * 1000,
             max_buffer_bytes: 1024 * 1024 * 1024,
             parquet: ParquetOptions::default(),
+            geoip: None,
         }
     }
 }
@@ -208,7 +212,12 @@ impl Ingester {
         }
 
         let mut hashed = Vec::with_capacity(valid.len());
-        for event in valid {
+        for mut event in valid {
+            if event.country.is_none()
+                && let (Some(geoip), Some(ip)) = (&self.shared.config.geoip, event.ip)
+            {
+                event.country = geoip.country(ip);
+            }
             let (ip_hash, ip_hash_prev) = match event.ip {
                 Some(ip) => {
                     let day = day_start_ms(event.timestamp_ms);

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod buffer;
 mod committer;
 mod dedupe;
+pub mod geoip;
 mod ingester;
 #[cfg(test)]
 mod ingester_tests;
@@ -26,6 +27,7 @@ mod replay;
 use hourglass_types::ErrorKind;
 
 pub use buffer::ChunkSnapshot;
+pub use geoip::{GeoIp, GeoIpError};
 pub use ingester::{IngestOutcome, Ingester, IngesterConfig};
 pub use limits::IngestLimits;
 pub use parse::EventError;

@@ -416,6 +416,11 @@ pub struct IngestArgs {
     /// How far ahead of the server clock an event timestamp may be.
     #[arg(long, env = "HOURGLASS_MAX_FUTURE", default_value = "1h")]
     pub max_future: humantime::Duration,
+    /// A MaxMind-format GeoIP database (such as GeoLite2-Country.mmdb) that gives the country
+    /// of events that carry an address but no country. Read once at start; restart to load a
+    /// newer file.
+    #[arg(long, env = "HOURGLASS_GEOIP_DATABASE")]
+    pub geoip_database: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

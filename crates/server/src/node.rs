@@ -14,7 +14,7 @@ use hourglass_flight::{BufferService, BulkIngest, ClusterSecret, FlightSqlServer
 use hourglass_gateway::{
     ClientHeaders, ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
 };
-use hourglass_ingest::{IngestLimits, Ingester, IngesterConfig};
+use hourglass_ingest::{GeoIp, IngestLimits, Ingester, IngesterConfig};
 use hourglass_jobs::{Compactor, CompactorConfig};
 use hourglass_pgwire::PgServer;
 use hourglass_query::{AdmissionConfig, BufferSource, BufferedChunk, Querier, QueryConfig};
@@ -72,7 +72,19 @@ fn ingester_config(a: &IngestArgs) -> anyhow::Result<IngesterConfig> {
         persist_max_age_ms: ms(&a.persist_max_age),
         max_buffer_bytes: bytes(&a.max_buffer_bytes),
         parquet: ParquetOptions::default(),
+        geoip: a.geoip_database.as_deref().map(open_geoip).transpose()?,
     })
+}
+
+fn open_geoip(path: &Path) -> anyhow::Result<Arc<GeoIp>> {
+    let geoip = GeoIp::open(path).context("--geoip-database")?;
+    tracing::info!(
+        path = %path.display(),
+        database_type = geoip.database_type(),
+        build_epoch = geoip.build_epoch(),
+        "GeoIP database loaded"
+    );
+    Ok(Arc::new(geoip))
 }
 
 /// The object store the flags describe.

@@ -7,10 +7,12 @@
 //!   when the fixture is.
 //! - [`PgCluster`]: a PostgreSQL server of the test's own, to stop and restart.
 //! - [`TcpProxy`]: a loopback proxy a test cuts to make a server unreachable for a while.
+//! - [`mmdb`]: small MaxMind DB files for GeoIP tests.
 //!
 //! Both fail loudly when their server is missing: a suite that silently skips its S3 or
 //! PostgreSQL half would prove nothing. `scripts/test-deps` installs and starts them.
 
+pub mod mmdb;
 mod pg;
 mod pg_cluster;
 mod proxy;

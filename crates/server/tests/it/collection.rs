@@ -355,3 +355,92 @@ async fn the_measurement_protocol_endpoint_maps_ga4_payloads() {
     assert_eq!(answer["validationMessages"][0]["fieldPath"], "api_secret", "{answer}");
     assert_eq!(scalar(&reader, "SELECT count(*) FROM raw_events").await, 2, "nothing else was stored");
 }
+
+#[tokio::test]
+async fn a_geoip_database_gives_the_country_of_events_that_carry_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = dir.path().join("countries.mmdb");
+    let bytes = hourglass_testkit::mmdb::country_database(&[("81.2.69.0/24", "GB"), ("2a02:2f0c::/32", "RO")]);
+    std::fs::write(&database, bytes).expect("write the database");
+    let database = database.to_string_lossy().to_string();
+    let server = TestServer::start(&[
+        "--geoip-database",
+        &database,
+        "--country-header",
+        "CF-IPCountry",
+        "--client-ip-header",
+        "X-Forwarded-For",
+    ]);
+    let creds = server.admin().create_tenant("geo").await.expect("tenant");
+    let writer = server.admin().with_token(&creds.write_key);
+    let reader = server.admin().with_token(&creds.read_token);
+    let events = [
+        json!({"name": "by-address", "ip": "81.2.69.160"}),
+        json!({"name": "by-ipv6-address", "ip": "2a02:2f0c:1::9"}),
+        json!({"name": "own-country-wins", "ip": "81.2.69.161", "country": "FR"}),
+        json!({"name": "unknown-address", "ip": "192.0.2.1"}),
+        json!({"name": "no-address"}),
+    ];
+    let body = events.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    let outcome = writer.ingest(body).await.expect("ingest");
+    assert_eq!(outcome.accepted, 5, "{outcome:?}");
+
+    // A browser event: the CDN's header is more trustworthy than the database.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/collect", server.url))
+        .header("User-Agent", CHROME)
+        .header("CF-IPCountry", "NZ")
+        .header("X-Forwarded-For", "81.2.69.7")
+        .body(json!({"site_key": creds.site_key, "name": "header-wins", "url": "https://a.example/"}).to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(answer.status(), 202);
+
+    let rows = reader.query_json("SELECT name, country FROM raw_events ORDER BY name").await.expect("query");
+    let got: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| {
+            (r["name"].as_str().expect("name").to_string(), r.get("country").and_then(|c| c.as_str()).map(String::from))
+        })
+        .collect();
+    let want = [
+        ("by-address", Some("GB")),
+        ("by-ipv6-address", Some("RO")),
+        ("header-wins", Some("NZ")),
+        ("no-address", None),
+        ("own-country-wins", Some("FR")),
+        ("unknown-address", None),
+    ];
+    let want: Vec<(String, Option<String>)> = want.iter().map(|(n, c)| (n.to_string(), c.map(String::from))).collect();
+    assert_eq!(got, want);
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM events WHERE country = 'GB'").await, 1, "events carry it too");
+}
+
+#[test]
+fn an_unreadable_geoip_database_stops_the_server_with_the_flag_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data").to_string_lossy().to_string();
+    let database = dir.path().join("missing.mmdb").to_string_lossy().to_string();
+    let (ok, _, stderr) = hourglass(
+        &[
+            "serve",
+            "--data-dir",
+            &data,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--pg-addr",
+            "127.0.0.1:0",
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--geoip-database",
+            &database,
+        ],
+        "",
+        "",
+    );
+    assert!(!ok, "the server must not start without its GeoIP database");
+    assert!(stderr.contains("--geoip-database") && stderr.contains("missing.mmdb"), "{stderr}");
+}
