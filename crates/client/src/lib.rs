@@ -191,6 +191,28 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
     }
 
+    /// Asks `POST /api/v1/report` (read token) and returns the response body.
+    pub async fn report(&self, request: &serde_json::Value) -> Result<serde_json::Value> {
+        self.post_json("/api/v1/report", request).await
+    }
+
+    /// Asks `POST /api/v1/report/realtime` (read token) and returns the response body.
+    pub async fn report_realtime(&self, request: &serde_json::Value) -> Result<serde_json::Value> {
+        self.post_json("/api/v1/report/realtime", request).await
+    }
+
+    /// `GET /api/v1/metadata` (read token): the dimensions, metrics and prop keys.
+    pub async fn metadata(&self) -> Result<serde_json::Value> {
+        let path = "/api/v1/metadata";
+        let response = self.send(path, self.http.get(format!("{}{path}", self.base))).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+        let response = self.send(path, self.post(path).json(body)).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+    }
+
     /// Runs SQL and returns Arrow record batches.
     pub async fn query_arrow(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         let body = self.query_raw(sql, QueryFormat::Arrow).await?;

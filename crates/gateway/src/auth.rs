@@ -56,6 +56,20 @@ impl Authenticator {
         }
     }
 
+    /// The tenant of a read token (reports are read with read tokens only).
+    pub(crate) async fn reader(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
+        match self.principal(headers).await? {
+            Principal::Reader(t) => Ok(t),
+            Principal::Writer(_) => {
+                Err(ApiError::new(ErrorKind::PermissionDenied, "reports need a tenant read token, not a write key"))
+            }
+            Principal::Admin => Err(ApiError::new(
+                ErrorKind::PermissionDenied,
+                "reports belong to one tenant: use that tenant's read token",
+            )),
+        }
+    }
+
     /// The tenant of a read token or a write key.
     pub(crate) async fn tenant(&self, headers: &HeaderMap) -> Result<TenantId, ApiError> {
         match self.principal(headers).await? {

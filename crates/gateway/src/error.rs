@@ -14,12 +14,19 @@ pub struct ApiError {
     kind: ErrorKind,
     code: &'static str,
     message: String,
+    path: Option<String>,
 }
 
 impl ApiError {
     /// An error of `kind` with a message for the client.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, code: kind.code(), message: message.into() }
+        Self { kind, code: kind.code(), message: message.into(), path: None }
+    }
+
+    /// The same error pointing at a field of the request body, such as `filters[1][2]`.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
     }
 
     /// The same error with a more specific code than its kind's, for example to tell the
@@ -60,6 +67,18 @@ impl From<hourglass_query::Error> for ApiError {
     }
 }
 
+impl From<hourglass_report::Error> for ApiError {
+    fn from(e: hourglass_report::Error) -> Self {
+        match e {
+            hourglass_report::Error::Request(r) => {
+                Self::new(ErrorKind::InvalidArgument, r.message).with_code(r.code).with_path(r.path)
+            }
+            hourglass_report::Error::Query(q) => Self::from(q),
+            other => Self::new(other.kind(), display_chain(&other)).with_code(other.code()),
+        }
+    }
+}
+
 impl From<hourglass_catalog::Error> for ApiError {
     fn from(e: hourglass_catalog::Error) -> Self {
         Self::new(e.kind(), display_chain(&e))
@@ -80,7 +99,10 @@ impl IntoResponse for ApiError {
             self.message
         };
         crate::metrics::HTTP_ERRORS.inc();
-        let body = serde_json::json!({"error": {"code": self.code, "message": message}});
+        let mut body = serde_json::json!({"error": {"code": self.code, "message": message}});
+        if let Some(path) = self.path {
+            body["error"]["path"] = serde_json::Value::String(path);
+        }
         let mut response = (status, axum::Json(body)).into_response();
         if self.kind.is_retryable() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));

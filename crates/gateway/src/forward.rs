@@ -80,7 +80,19 @@ impl ClusterRoutes {
         body: Bytes,
         retry_on_503: bool,
     ) -> Attempt {
-        let mut request = self.http.post(&url).body(body);
+        self.attempt_with(reqwest::Method::POST, url, headers, forwarded, body, retry_on_503).await
+    }
+
+    async fn attempt_with(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        headers: &HeaderMap,
+        forwarded: &[header::HeaderName],
+        body: Bytes,
+        retry_on_503: bool,
+    ) -> Attempt {
+        let mut request = self.http.request(method, &url).body(body);
         for name in forwarded {
             if let Some(value) = headers.get(name) {
                 request = request.header(name, value);
@@ -124,6 +136,18 @@ impl ClusterRoutes {
 
     /// Forwards a query to a live querier, round-robin.
     pub(crate) async fn query(&self, headers: &HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+        self.to_querier(reqwest::Method::POST, "/api/v1/query", headers, body).await
+    }
+
+    /// Forwards a read-only request (SQL, reports, metadata) to a live querier, round-robin,
+    /// trying the next one when a querier refuses it.
+    pub(crate) async fn to_querier(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
         let live = self.live(role::QUERIER);
         let start = self.next_querier.fetch_add(1, Ordering::Relaxed);
         let forwarded = [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT];
@@ -131,7 +155,8 @@ impl ClusterRoutes {
         for k in 0..live.len() {
             let (id, base) = &live[(start + k) % live.len()];
             // Queries are read-only, so a querier's 503 can safely be retried on another.
-            match self.attempt(format!("{base}/api/v1/query"), headers, &forwarded, body.clone(), true).await {
+            let url = format!("{base}{path}");
+            match self.attempt_with(method.clone(), url, headers, &forwarded, body.clone(), true).await {
                 Attempt::Answered(response) => return relay(response).await,
                 Attempt::Failed(why) => return Err(ApiError::new(ErrorKind::Unavailable, why)),
                 Attempt::Refused(why) => {

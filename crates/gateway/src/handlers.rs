@@ -29,6 +29,7 @@ pub(crate) async fn metrics() -> Response {
     let mut out = String::new();
     hourglass_ingest::metrics::render(&mut out);
     hourglass_query::metrics::render(&mut out);
+    hourglass_report::metrics::render(&mut out);
     hourglass_storage::counted::render(&mut out);
     crate::metrics::render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

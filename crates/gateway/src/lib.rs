@@ -13,6 +13,8 @@
 //! - `POST /mp/collect`, `POST /debug/mp/collect` (site key and write key as query parameters):
 //!   GA4 Measurement Protocol
 //! - `POST /api/v1/query` (read token) runs SQL; JSON, CSV or Arrow IPC by `Accept`
+//! - `POST /api/v1/report`, `POST /api/v1/report/realtime`, `GET /api/v1/metadata` (read
+//!   token): the dashboard's report API
 
 mod auth;
 mod collect;
@@ -23,6 +25,7 @@ mod import;
 pub mod metrics;
 mod output;
 pub mod readiness;
+mod report;
 mod ring;
 mod startup;
 mod tenant_settings;
@@ -82,6 +85,8 @@ pub struct Services {
     pub max_forwarded_body_bytes: usize,
     /// The object store, on nodes that use one (not the gateway role): imports write to it.
     pub store: Option<Arc<dyn object_store::ObjectStore>>,
+    /// The report engine, on nodes with a querier.
+    pub reports: Option<Arc<hourglass_report::Engine>>,
 }
 
 /// Everything the handlers need.
@@ -144,6 +149,9 @@ impl Gateway {
             .route("/mp/collect", post(collect::mp_collect))
             .route("/debug/mp/collect", post(collect::mp_debug))
             .route("/api/v1/query", post(handlers::query))
+            .route("/api/v1/report", post(report::report))
+            .route("/api/v1/report/realtime", post(report::realtime))
+            .route("/api/v1/metadata", get(report::metadata))
             .route("/api/v1/tables", get(import::list_tables))
             .route("/api/v1/tables/{name}", axum::routing::delete(import::drop_table))
             .route("/api/v1/tables/{name}/import", post(import::import_table))

@@ -1,13 +1,13 @@
 //! Sessions by the definition in ANALYTICS.md, computed from a tenant's `events` rows.
 //!
 //! A session is a run of one visitor's events, in time order, with no gap over the tenant's
-//! timeout (compared in milliseconds); events that carry a client `session_id` are grouped by
-//! (visitor, session id) instead, and the visitor's other events are sessionized by the gap
-//! rule on their own. A cookieless session that crosses midnight continues: a session whose
-//! first event has a `prev_visitor_id` (the same browser under the previous day's salt) joins
-//! that visitor's session when the gap to its last event is within the timeout (for client
-//! session ids: when that visitor has a session with the same id). A session takes its
-//! `visitor_id` and its attributes from its first event.
+//! timeout (compared in milliseconds). Events that carry a client `session_id` form a run of
+//! their own per (visitor, session id), so two client sessions never merge, and the visitor's
+//! events without one are sessionized apart from them; the gap rule cuts every run (decision
+//! 43). A cookieless session that crosses midnight continues: a session whose first event has
+//! a `prev_visitor_id` (the same browser under the previous day's salt) joins that visitor's
+//! session of the same run when the gap to its last event is within the timeout. A session
+//! takes its `visitor_id` and its attributes from its first event.
 //!
 //! This is a batch computation: given every event of a tenant it returns every session, so
 //! out-of-order, late and duplicated events make no difference to the answer. Duplicate
@@ -91,9 +91,17 @@ impl Unions {
     }
 }
 
+/// A visitor's run of events: those with one client session id, or those with none.
+type Stream<'a> = (u64, Option<&'a str>);
+
 /// Splits `points` into sessions: each session is a list of indices into `points`, in time
 /// order (ties by event id); duplicates of an event id are left out. Sessions come in the
 /// order of their first event's (visitor, time).
+///
+/// A visitor's events fall into streams: one per client session id, and one for the events
+/// without. Each stream is cut where the gap between two events exceeds `timeout_ms`, so
+/// every session is a chain of events no further apart than the timeout; that bound is what
+/// lets a report compute the sessions of a range from a window of events around it.
 pub fn group(points: &[Point<'_>], timeout_ms: i64) -> Vec<Vec<usize>> {
     let key = |i: usize| (points[i].visitor_id, points[i].timestamp_ms, points[i].event_id);
     let mut order: Vec<usize> = (0..points.len()).collect();
@@ -101,60 +109,51 @@ pub fn group(points: &[Point<'_>], timeout_ms: i64) -> Vec<Vec<usize>> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(points.len());
     order.retain(|&i| seen.insert(points[i].event_id));
 
-    // Visitors some later session may continue from: only theirs need remembering.
+    // Visitors some later session may continue from: only their streams need remembering.
     let continued: HashSet<u64> = order.iter().filter_map(|&i| points[i].prev_visitor_id).collect();
 
     let mut members: Vec<Vec<usize>> = Vec::new();
-    // For continued visitors: (time, session) of each gap-rule event, in time order, and
-    // the session of each client session id.
-    let mut gap_events: HashMap<u64, Vec<(i64, usize)>> = HashMap::new();
-    let mut by_session_id: HashMap<(u64, &str), usize> = HashMap::new();
+    // The last (time, session) of each stream of the visitor being read.
+    let mut open: HashMap<Option<&str>, (i64, usize)> = HashMap::new();
+    // For continued visitors: (time, session) of every event of each stream, in time order.
+    let mut remembered: HashMap<Stream<'_>, Vec<(i64, usize)>> = HashMap::new();
 
     let mut current_visitor = None;
-    let mut last_gap: Option<(i64, usize)> = None;
     for &i in &order {
         let p = points[i];
         if current_visitor != Some(p.visitor_id) {
             current_visitor = Some(p.visitor_id);
-            last_gap = None;
+            open.clear();
         }
-        let session = match p.session_id.filter(|s| !s.is_empty()) {
-            Some(sid) => *by_session_id.entry((p.visitor_id, sid)).or_insert_with(|| {
+        let stream = p.session_id.filter(|s| !s.is_empty());
+        let session = match open.get(&stream) {
+            Some(&(t, s)) if p.timestamp_ms - t <= timeout_ms => s,
+            _ => {
                 members.push(Vec::new());
                 members.len() - 1
-            }),
-            None => {
-                let session = match last_gap {
-                    Some((t, s)) if p.timestamp_ms - t <= timeout_ms => s,
-                    _ => {
-                        members.push(Vec::new());
-                        members.len() - 1
-                    }
-                };
-                last_gap = Some((p.timestamp_ms, session));
-                if continued.contains(&p.visitor_id) {
-                    gap_events.entry(p.visitor_id).or_default().push((p.timestamp_ms, session));
-                }
-                session
             }
         };
+        open.insert(stream, (p.timestamp_ms, session));
+        if continued.contains(&p.visitor_id) {
+            remembered.entry((p.visitor_id, stream)).or_default().push((p.timestamp_ms, session));
+        }
         members[session].push(i);
     }
 
+    // A session whose first event has a previous-day visitor joins that visitor's session of
+    // the same stream when the gap to it is within the timeout.
     let mut unions = Unions((0..members.len()).collect());
     for session in 0..members.len() {
         let first = points[members[session][0]];
         let Some(previous) = first.prev_visitor_id.filter(|&v| v != first.visitor_id) else {
             continue;
         };
-        let target = match first.session_id.filter(|s| !s.is_empty()) {
-            Some(sid) => by_session_id.get(&(previous, sid)).copied(),
-            None => gap_events.get(&previous).and_then(|events| {
-                let before = events.partition_point(|&(t, _)| t <= first.timestamp_ms);
-                let (t, s) = *events.get(before.checked_sub(1)?)?;
-                (first.timestamp_ms - t <= timeout_ms).then_some(s)
-            }),
-        };
+        let stream = first.session_id.filter(|s| !s.is_empty());
+        let target = remembered.get(&(previous, stream)).and_then(|events| {
+            let before = events.partition_point(|&(t, _)| t <= first.timestamp_ms);
+            let (t, s) = *events.get(before.checked_sub(1)?)?;
+            (first.timestamp_ms - t <= timeout_ms).then_some(s)
+        });
         if let Some(target) = target {
             unions.union(session, target);
         }
@@ -300,6 +299,95 @@ fn opt(array: &StringArray, i: usize) -> Option<&str> {
     array.is_valid(i).then(|| array.value(i)).filter(|v| !v.is_empty())
 }
 
+/// The columns [`summarize`] reads, by row.
+pub struct SummaryColumns<'a> {
+    /// Event times, epoch ms.
+    pub times: &'a arrow::array::TimestampMillisecondArray,
+    /// Event names.
+    pub names: &'a StringArray,
+    /// Whether each event ends a bounce (when it is not a pageview).
+    pub interactive: &'a arrow::array::BooleanArray,
+    /// Revenue amounts.
+    pub revenue: &'a arrow::array::Float64Array,
+    /// Revenue currencies.
+    pub currencies: &'a StringArray,
+}
+
+/// What the metrics of ANALYTICS.md need of one session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// Events named `pageview`.
+    pub pageviews: i64,
+    /// Events named as one of the tenant's key events.
+    pub key_events: i64,
+    /// Fewer than 2 pageviews and no interactive event that is not a pageview.
+    pub is_bounce: bool,
+    /// Whole seconds from the first event to the last, 0 for a bounce.
+    pub duration_secs: i64,
+    /// Lasted over 10 seconds, had 2 or more pageviews, or had a key event.
+    pub is_engaged: bool,
+    /// Revenue in the reporting currency (or with no currency).
+    pub revenue: f64,
+    /// Row of the first pageview (the entry page), if any.
+    pub entry: Option<usize>,
+    /// Row of the last pageview (the exit page), if any.
+    pub exit: Option<usize>,
+}
+
+/// Summarizes the session made of `rows` (in time order, as [`group`] returns them).
+pub fn summarize(rows: &[usize], columns: &SummaryColumns<'_>, rules: &SessionRules) -> Summary {
+    let (Some(&first), Some(&last)) = (rows.first(), rows.last()) else {
+        return Summary {
+            pageviews: 0,
+            key_events: 0,
+            is_bounce: true,
+            duration_secs: 0,
+            is_engaged: false,
+            revenue: 0.0,
+            entry: None,
+            exit: None,
+        };
+    };
+    let span_secs = (columns.times.value(last) - columns.times.value(first)).div_euclid(1000);
+    let mut pageviews = 0i64;
+    let mut key_events = 0i64;
+    let mut interacted = false;
+    let mut revenue = 0.0f64;
+    let (mut entry, mut exit) = (None, None);
+    for &i in rows {
+        let name = columns.names.value(i);
+        if name == PAGEVIEW {
+            pageviews += 1;
+            entry.get_or_insert(i);
+            exit = Some(i);
+        } else if columns.interactive.value(i) {
+            interacted = true;
+        }
+        if rules.key_events.iter().any(|k| k == name) {
+            key_events += 1;
+        }
+        if columns.revenue.is_valid(i) && counts_revenue(opt(columns.currencies, i), rules) {
+            revenue += columns.revenue.value(i);
+        }
+    }
+    let is_bounce = pageviews < 2 && !interacted;
+    Summary {
+        pageviews,
+        key_events,
+        is_bounce,
+        duration_secs: if is_bounce { 0 } else { span_secs },
+        is_engaged: span_secs > ENGAGED_AFTER_SECS || pageviews >= 2 || key_events > 0,
+        revenue,
+        entry,
+        exit,
+    }
+}
+
+/// Whether revenue in `currency` counts: it is the reporting currency, or none is given.
+pub fn counts_revenue(currency: Option<&str>, rules: &SessionRules) -> bool {
+    currency.is_none_or(|c| c.eq_ignore_ascii_case(&rules.reporting_currency))
+}
+
 /// The `sessions` rows of a tenant's `events` rows (one batch holding at least
 /// [`INPUT_COLUMNS`], in any order).
 pub fn build(events: &RecordBatch, rules: &SessionRules) -> Result<RecordBatch, ProcessError> {
@@ -328,6 +416,7 @@ pub fn build(events: &RecordBatch, rules: &SessionRules) -> Result<RecordBatch, 
         })
         .collect();
     let sessions = group(&points, rules.timeout_ms);
+    let columns = SummaryColumns { times, names, interactive, revenue, currencies };
 
     let n = sessions.len();
     let mut tenant_b = StringBuilder::with_capacity(n, n * 8);
@@ -358,48 +447,20 @@ pub fn build(events: &RecordBatch, rules: &SessionRules) -> Result<RecordBatch, 
         key_b.append_value(ids.value(first));
         visitor_b.append_value(visitors.value(first));
         client_session_b.append_option(opt(session_ids, first));
-        let (start, end) = (times.value(first), times.value(last));
-        start_b.append_value(start);
-        end_b.append_value(end);
-        let duration = (end - start).div_euclid(1000);
+        start_b.append_value(times.value(first));
+        end_b.append_value(times.value(last));
 
-        let mut pageviews = 0i64;
-        let mut key_events = 0i64;
-        let mut interacted = false;
-        let mut sum = 0.0f64;
-        let (mut entry, mut exit) = (None, None);
-        for &i in rows {
-            let name = names.value(i);
-            if name == PAGEVIEW {
-                pageviews += 1;
-                let path = paths.is_valid(i).then(|| paths.value(i));
-                if entry.is_none() {
-                    entry = Some(path);
-                }
-                exit = Some(path);
-            } else if interactive.value(i) {
-                interacted = true;
-            }
-            if rules.key_events.iter().any(|k| k == name) {
-                key_events += 1;
-            }
-            if revenue.is_valid(i) {
-                let currency = opt(currencies, i);
-                if currency.is_none_or(|c| c.eq_ignore_ascii_case(&rules.reporting_currency)) {
-                    sum += revenue.value(i);
-                }
-            }
-        }
-        let bounce = pageviews < 2 && !interacted;
-        duration_b.append_value(if bounce { 0 } else { duration });
+        let summary = summarize(rows, &columns, rules);
+        let path_of = |row: usize| paths.is_valid(row).then(|| paths.value(row));
+        duration_b.append_value(summary.duration_secs);
         events_b.append_value(rows.len() as i64);
-        pageviews_b.append_value(pageviews);
-        key_events_b.append_value(key_events);
-        bounce_b.append_value(bounce);
-        engaged_b.append_value(duration > ENGAGED_AFTER_SECS || pageviews >= 2 || key_events > 0);
-        revenue_b.append_value(sum);
-        entry_b.append_option(entry.flatten());
-        exit_b.append_option(exit.flatten());
+        pageviews_b.append_value(summary.pageviews);
+        key_events_b.append_value(summary.key_events);
+        bounce_b.append_value(summary.is_bounce);
+        engaged_b.append_value(summary.is_engaged);
+        revenue_b.append_value(summary.revenue);
+        entry_b.append_option(summary.entry.and_then(path_of));
+        exit_b.append_option(summary.exit.and_then(path_of));
         channel_b.append_value(channels.value(first));
         language_b.append_option(opt(languages, first).and_then(primary_language));
         screen_b.append_option(screen.is_valid(first).then(|| screen.value(first)));

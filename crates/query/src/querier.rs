@@ -332,7 +332,7 @@ impl Querier {
         let registered = self.running.register(tenant, options.interface, sql);
         let cancel = registered.cancel_signal();
         let result = tokio::select! {
-            result = self.admit_and_run(scope, sql, params, options.setup, &registered) => result,
+            result = self.admit_and_run(scope, Job::Sql { sql, params, setup: options.setup }, &registered) => result,
             () = cancel.cancelled() => Err(Error::Cancelled(BY_ADMIN)),
         };
         metrics::QUERY_SECONDS.observe(started.elapsed());
@@ -343,14 +343,35 @@ impl Querier {
         result
     }
 
-    async fn admit_and_run(
+    /// Reads `columns` of `tenant`'s `events` with timestamps in `[from_ms, to_ms)`, for the
+    /// report API. The read is admitted, listed in `system.queries`, time-limited and
+    /// cancellable like a query, and the rows it holds count against its memory budget; the
+    /// result row and byte limits, which are for clients, do not apply.
+    pub async fn read_events(
         &self,
-        scope: &Scope,
-        sql: &str,
-        params: Vec<ScalarValue>,
-        setup: Option<&dyn SessionSetup>,
-        registered: &Registered,
+        tenant: &TenantId,
+        columns: &[&str],
+        from_ms: i64,
+        to_ms: i64,
     ) -> Result<QueryResult> {
+        let started = Instant::now();
+        let scope = Scope::Tenant(tenant.clone());
+        let description = format!("report: events {} from {from_ms} to {to_ms}", columns.join(","));
+        let registered = self.running.register(Some(tenant.as_str().to_string()), Interface::Report, &description);
+        let cancel = registered.cancel_signal();
+        let read = Read { columns: columns.iter().map(|c| c.to_string()).collect(), from_ms, to_ms };
+        let result = tokio::select! {
+            result = self.admit_and_run(&scope, Job::Read(read), &registered) => result,
+            () = cancel.cancelled() => Err(Error::Cancelled(BY_ADMIN)),
+        };
+        metrics::QUERY_SECONDS.observe(started.elapsed());
+        if result.is_err() {
+            metrics::QUERY_ERRORS.inc();
+        }
+        result
+    }
+
+    async fn admit_and_run(&self, scope: &Scope, job: Job<'_>, registered: &Registered) -> Result<QueryResult> {
         let key = match scope {
             Scope::Tenant(tenant) => format!("tenant:{tenant}"),
             Scope::Admin => "admin".to_string(),
@@ -366,15 +387,16 @@ impl Querier {
             .with_memory_pool(Arc::clone(&pool) as Arc<dyn datafusion::execution::memory_pool::MemoryPool>)
             .build_arc()?;
         let ctx = self.session_in(scope, runtime).await?;
-        if let Some(setup) = setup {
-            setup.setup(&ctx).await?;
-        }
-        let run = collect(
-            ctx,
-            sql.to_string(),
-            params,
-            ResultLimits { bytes: self.config.max_result_bytes, rows: self.config.max_result_rows },
-        );
+        let run = match job {
+            Job::Sql { sql, params, setup } => {
+                if let Some(setup) = setup {
+                    setup.setup(&ctx).await?;
+                }
+                let limits = ResultLimits { bytes: self.config.max_result_bytes, rows: self.config.max_result_rows };
+                futures::future::Either::Left(collect(ctx, sql.to_string(), params, limits))
+            }
+            Job::Read(read) => futures::future::Either::Right(read_events(ctx, read)),
+        };
         let timeout = self.config.timeout;
         let result = match &self.cpu {
             Some(handle) => {
@@ -390,6 +412,48 @@ impl Querier {
         };
         result.map_err(|e| memory_error(e, &pool))
     }
+}
+
+/// What an admitted query does.
+enum Job<'a> {
+    /// A statement from a client.
+    Sql { sql: &'a str, params: Vec<ScalarValue>, setup: Option<&'a dyn SessionSetup> },
+    /// An internal read of events.
+    Read(Read),
+}
+
+/// Columns and a time range of `events` to read.
+struct Read {
+    columns: Vec<String>,
+    from_ms: i64,
+    to_ms: i64,
+}
+
+/// Reads what `read` names from the session's `events`, holding the batches against the
+/// query's memory budget until they are handed over.
+async fn read_events(ctx: SessionContext, read: Read) -> Result<QueryResult> {
+    use datafusion::logical_expr::{col, lit};
+    let ts = |ms: i64| lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())));
+    let columns: Vec<&str> = read.columns.iter().map(String::as_str).collect();
+    let df = ctx
+        .table(TableName::Events.as_str())
+        .await?
+        .filter(col(hourglass_types::schema::col::TIMESTAMP).gt_eq(ts(read.from_ms)))?
+        .filter(col(hourglass_types::schema::col::TIMESTAMP).lt(ts(read.to_ms)))?
+        .select_columns(&columns)?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let physical = df.create_physical_plan().await?;
+    let task = ctx.task_ctx();
+    let reservation =
+        datafusion::execution::memory_pool::MemoryConsumer::new("report read").register(task.memory_pool());
+    let mut stream = datafusion::physical_plan::execute_stream(physical, task)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        reservation.try_grow(batch.get_array_memory_size())?;
+        batches.push(batch);
+    }
+    Ok(QueryResult { schema, batches })
 }
 
 /// The most a result may hold.

@@ -20,6 +20,8 @@ pub enum Interface {
     FlightSql,
     /// The PostgreSQL wire protocol.
     Postgres,
+    /// The report API (`POST /api/v1/report`) reading events.
+    Report,
 }
 
 impl Interface {
@@ -29,6 +31,7 @@ impl Interface {
             Self::Http => "http",
             Self::FlightSql => "flight_sql",
             Self::Postgres => "postgres",
+            Self::Report => "report",
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct TenantSettingsArgs {
     /// ISO 4217 code revenue is reported in.
     #[arg(long)]
     pub reporting_currency: Option<String>,
+    /// IANA time zone reports use when a request names none (for example Europe/Berlin).
+    #[arg(long)]
+    pub timezone: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
 }

@@ -37,6 +37,9 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             if let Some(code) = &args.reporting_currency {
                 patch.insert("reporting_currency".into(), code.clone().into());
             }
+            if let Some(zone) = &args.timezone {
+                patch.insert("timezone".into(), zone.clone().into());
+            }
             let settings = if patch.is_empty() {
                 client.tenant_settings(&args.id).await?
             } else {

@@ -466,6 +466,10 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             cluster,
             max_forwarded_body_bytes: usize::try_from(limits.2).unwrap_or(usize::MAX),
             store: uses_store.then(|| Arc::clone(&store)),
+            reports: querier.as_ref().map(|q| {
+                let settings = hourglass_catalog::SettingsCache::new(Arc::clone(&catalog));
+                Arc::new(hourglass_report::Engine::new(Arc::clone(q), settings, Arc::new(SystemClock)))
+            }),
         },
     );
     let postgres = match (plan.postgres, &querier) {

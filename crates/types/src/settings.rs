@@ -35,6 +35,8 @@ pub struct TenantSettings {
     pub key_events: Vec<String>,
     /// ISO 4217 code of the currency `revenue` is reported in.
     pub reporting_currency: String,
+    /// IANA time zone reports use when a request names none.
+    pub timezone: String,
 }
 
 impl Default for TenantSettings {
@@ -45,6 +47,7 @@ impl Default for TenantSettings {
             allowed_hostnames: Vec::new(),
             key_events: vec!["signup".into(), "purchase".into()],
             reporting_currency: "USD".into(),
+            timezone: "UTC".into(),
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct SettingsPatch {
     pub key_events: Option<Vec<String>>,
     /// New reporting currency.
     pub reporting_currency: Option<String>,
+    /// New default report time zone (IANA name).
+    pub timezone: Option<String>,
 }
 
 /// A setting value that is out of range or malformed.
@@ -134,6 +139,12 @@ impl TenantSettings {
             }
             next.reporting_currency = code.to_ascii_uppercase();
         }
+        if let Some(zone) = &patch.timezone {
+            let parsed = parse_timezone(zone).ok_or_else(|| {
+                invalid("timezone", format!("{zone:?} is not an IANA time zone such as Europe/Berlin"))
+            })?;
+            next.timezone = parsed.name().to_string();
+        }
         Ok(next)
     }
 
@@ -149,6 +160,14 @@ impl TenantSettings {
             None => host == pattern,
         })
     }
+}
+
+/// The IANA time zone `name` names (`Europe/Berlin`, `UTC`), matched without regard to case.
+pub fn parse_timezone(name: &str) -> Option<chrono_tz::Tz> {
+    let name = name.trim();
+    name.parse::<chrono_tz::Tz>()
+        .ok()
+        .or_else(|| chrono_tz::TZ_VARIANTS.iter().copied().find(|tz| tz.name().eq_ignore_ascii_case(name)))
 }
 
 /// `host` as stored in `allowed_hostnames`: trimmed, lower-case, without `www.`; only the
@@ -237,5 +256,16 @@ mod tests {
         assert!(base.apply(&SettingsPatch { key_events: Some(vec![" ".into()]), ..Default::default() }).is_err());
         let keys = base.apply(&SettingsPatch { key_events: Some(vec!["a".into(), "a".into()]), ..Default::default() });
         assert_eq!(keys.expect("valid").key_events, ["a"]);
+    }
+
+    #[test]
+    fn time_zones_are_iana_names_in_their_canonical_case() {
+        let base = TenantSettings::default();
+        assert_eq!(base.timezone, "UTC");
+        let zone = |z: &str| base.apply(&SettingsPatch { timezone: Some(z.into()), ..Default::default() });
+        assert_eq!(zone("europe/berlin").expect("valid").timezone, "Europe/Berlin");
+        assert_eq!(zone("America/New_York").expect("valid").timezone, "America/New_York");
+        assert!(zone("Mars/Olympus").is_err());
+        assert!(zone("+02:00").is_err());
     }
 }

@@ -25,13 +25,21 @@ fn input_order_and_duplicates_do_not_matter() {
 }
 
 #[test]
-fn client_session_ids_win_over_the_gap_rule() {
-    let mut points = [point("a", 1, 0), point("b", 1, 5 * TIMEOUT), point("c", 1, 6 * TIMEOUT), point("d", 1, MIN)];
+fn client_session_ids_split_and_the_gap_rule_still_cuts() {
+    let mut points = [
+        point("a", 1, 0),
+        point("e", 1, TIMEOUT),
+        point("b", 1, 5 * TIMEOUT),
+        point("c", 1, 6 * TIMEOUT),
+        point("d", 1, MIN),
+    ];
     points[0].session_id = Some("s1");
     points[1].session_id = Some("s1");
-    // c and d have no session id: the gap rule applies to them alone, so d (near a) and c
-    // (near b) each start their own session.
-    assert_eq!(ids(&points), [vec!["a", "b"], vec!["d"], vec!["c"]]);
+    points[2].session_id = Some("s1");
+    // a and e share a client session within the timeout; b has the same id after a longer
+    // gap, so it starts a session of its own. c and d carry no id: the gap rule applies to
+    // them apart from the tagged events, so d (near a) and c (near b) each start a session.
+    assert_eq!(ids(&points), [vec!["a", "e"], vec!["d"], vec!["b"], vec!["c"]]);
 }
 
 #[test]
@@ -62,12 +70,15 @@ fn no_continuation_past_the_timeout_or_into_another_session_id() {
 
     let mut tagged_before = before;
     tagged_before.session_id = Some("s");
-    let mut tagged_after = point("after", 11, day + 60 * MIN);
+    let mut tagged_after = point("after", 11, day + 5 * MIN);
     tagged_after.prev_visitor_id = Some(10);
     tagged_after.session_id = Some("s");
     assert_eq!(ids(&[tagged_before, tagged_after]), [vec!["before", "after"]]);
     tagged_after.session_id = Some("other");
     assert_eq!(ids(&[tagged_before, tagged_after]), [vec!["before"], vec!["after"]]);
+    tagged_after.session_id = Some("s");
+    tagged_after.timestamp_ms = day + 11 * MIN;
+    assert_eq!(ids(&[tagged_before, tagged_after]), [vec!["before"], vec!["after"]], "past the timeout");
 }
 
 #[test]

@@ -17,6 +17,8 @@ mod isolation_suite;
 mod outage;
 mod persist;
 mod pgwire;
+mod report;
+mod report_oracle;
 mod roundtrip;
 mod sessions;
 mod sqllogic;

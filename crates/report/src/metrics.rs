@@ -1,0 +1,16 @@
+//! The report API's Prometheus metrics.
+
+use hourglass_types::metrics::{Counter, Histogram};
+
+/// Time to answer one report request.
+pub static REPORT_SECONDS: Histogram =
+    Histogram::new("hourglass_report_seconds", "Time to answer one report or realtime request.");
+/// Reports answered from raw events only.
+pub static REPORTS_RAW: Counter =
+    Counter::new("hourglass_report_raw_total", "Reports (and comparison ranges) answered from raw events only.");
+
+/// Appends every report metric in Prometheus text format.
+pub fn render(out: &mut String) {
+    REPORT_SECONDS.render(out);
+    REPORTS_RAW.render(out);
+}
