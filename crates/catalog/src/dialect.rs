@@ -39,12 +39,14 @@ impl Dialect {
                 (2, include_str!("../../../sql/sqlite/0002_cluster.sql")),
                 (3, include_str!("../../../sql/sqlite/0003_imports.sql")),
                 (4, include_str!("../../../sql/sqlite/0004_settings.sql")),
+                (5, include_str!("../../../sql/sqlite/0005_rollups.sql")),
             ],
             Self::Postgres => &[
                 (1, include_str!("../../../sql/postgres/0001_init.sql")),
                 (2, include_str!("../../../sql/postgres/0002_cluster.sql")),
                 (3, include_str!("../../../sql/postgres/0003_imports.sql")),
                 (4, include_str!("../../../sql/postgres/0004_settings.sql")),
+                (5, include_str!("../../../sql/postgres/0005_rollups.sql")),
             ],
         }
     }

@@ -293,6 +293,46 @@ pub struct NodeRecord {
     pub heartbeat_at_ms: i64,
 }
 
+/// A materialized rollup hour as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupHour {
+    /// The UTC hour (hours since the epoch).
+    pub hour: i64,
+    /// The `rollups` file holding its rows.
+    pub file_id: i64,
+    /// The newest events file id of its window when it was computed.
+    pub input_file_id: i64,
+    /// First hour of the events it was computed from.
+    pub window_start_hour: i64,
+    /// Last hour (inclusive) of the events it was computed from.
+    pub window_end_hour: i64,
+    /// Version of the rollup definitions that computed it.
+    pub definitions: String,
+    /// Rows in its file.
+    pub rows: u64,
+    /// When it was computed, epoch ms.
+    pub computed_at_ms: i64,
+    /// Whether no events file newer than its input has landed in its window since.
+    pub fresh: bool,
+}
+
+/// A rollup hour to record with [`Catalog::commit_rollup_hour`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRollupHour {
+    /// The UTC hour (hours since the epoch).
+    pub hour: i64,
+    /// The newest events file id of its window, read before the events were.
+    pub input_file_id: i64,
+    /// First hour of the events it was computed from.
+    pub window_start_hour: i64,
+    /// Last hour (inclusive) of the events it was computed from.
+    pub window_end_hour: i64,
+    /// Version of the rollup definitions.
+    pub definitions: String,
+    /// Rows in its file.
+    pub rows: u64,
+}
+
 /// A tenant's settings with its public site key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantConfig {
@@ -387,4 +427,24 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// The tenant whose public site key is `site_key`.
     async fn tenant_by_site_key(&self, site_key: &str) -> Result<Option<TenantId>>;
+
+    /// The rollup hours in `[from_hour, to_hour)`, oldest first, each with whether it is
+    /// still fresh.
+    async fn rollup_hours(&self, from_hour: i64, to_hour: i64) -> Result<Vec<RollupHour>>;
+
+    /// Hours before `before_hour` that hold events files but no fresh rollup of
+    /// `definitions`, newest first, at most `limit`.
+    async fn rollup_backlog(&self, before_hour: i64, definitions: &str, limit: u32) -> Result<Vec<i64>>;
+
+    /// The newest events file id in hours `[from_hour, to_hour]` (0 when there is none).
+    async fn events_high_water(&self, from_hour: i64, to_hour: i64) -> Result<i64>;
+
+    /// The hours in `[from_hour, to_hour)` that hold events files.
+    async fn event_hours(&self, from_hour: i64, to_hour: i64) -> Result<Vec<i64>>;
+
+    /// Records `file` (of the `rollups` table) as the rollups of `hour.hour`, in one
+    /// transaction with the hour's state, replacing the file `replaces` (queued as garbage).
+    /// Returns false, changing nothing, when the hour's current file is not `replaces`
+    /// (another job committed first).
+    async fn commit_rollup_hour(&self, hour: &NewRollupHour, file: &NewFile, replaces: Option<i64>) -> Result<bool>;
 }

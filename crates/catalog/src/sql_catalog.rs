@@ -14,8 +14,8 @@ use crate::dialect::Dialect;
 use crate::migrate::{self, now_ms};
 use crate::rows::{file_columns, file_from_row, node_from_row, tenant_from_db};
 use crate::{
-    Catalog, Error, FileFilter, FileListing, ImportedTable, NewFile, NodeInfo, NodeRecord, Principal, Result,
-    TenantConfig,
+    Catalog, Error, FileFilter, FileListing, ImportedTable, NewFile, NewRollupHour, NodeInfo, NodeRecord, Principal,
+    Result, RollupHour, TenantConfig,
 };
 
 /// Connection settings of a [`SqlCatalog`].
@@ -128,11 +128,11 @@ async fn insert_file(
     wal_through: u64,
     f: &NewFile,
     now: i64,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<i64> {
+    sqlx::query_scalar(
         "INSERT INTO files (table_name, hour, shard, generation, path, min_tenant, max_tenant, \
          min_time, max_time, rows, bytes, processor_version, ingester_id, wal_through, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
     )
     .bind(f.table.as_str())
     .bind(f.hour)
@@ -149,10 +149,19 @@ async fn insert_file(
     .bind(writer)
     .bind(wal_through as i64)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
-    .map_err(query_err("inserting file"))?;
-    Ok(())
+    .map_err(query_err("inserting file"))
+}
+
+/// Whether rollup hour `r` is fresh (1) or not (0): no events file newer than its input has
+/// landed in its window.
+macro_rules! rollup_fresh {
+    () => {
+        "CASE WHEN EXISTS (SELECT 1 FROM files f WHERE f.table_name = 'events' \
+         AND f.hour >= r.window_start_hour AND f.hour <= r.window_end_hour AND f.id > r.input_file_id) \
+         THEN 0 ELSE 1 END"
+    };
 }
 
 #[async_trait]
@@ -581,6 +590,133 @@ impl Catalog for SqlCatalog {
             .map_err(query_err("updating tenant settings"))?;
         tx.commit().await.map_err(query_err("committing settings update"))?;
         Ok(Some(TenantConfig { site_key, settings }))
+    }
+
+    async fn rollup_hours(&self, from_hour: i64, to_hour: i64) -> Result<Vec<RollupHour>> {
+        type Row = (i64, i64, i64, i64, i64, String, i64, i64, i64);
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "SELECT r.hour, r.file_id, r.input_file_id, r.window_start_hour, r.window_end_hour, r.definitions, \
+             r.rows, r.computed_at, ",
+            rollup_fresh!(),
+            " FROM rollup_hours r WHERE r.hour >= $1 AND r.hour < $2 ORDER BY r.hour"
+        ))
+        .bind(from_hour)
+        .bind(to_hour)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing rollup hours"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(hour, file_id, input_file_id, window_start_hour, window_end_hour, definitions, rows, at, fresh)| {
+                RollupHour {
+                    hour,
+                    file_id,
+                    input_file_id,
+                    window_start_hour,
+                    window_end_hour,
+                    definitions,
+                    rows: u64::try_from(rows).unwrap_or(0),
+                    computed_at_ms: at,
+                    fresh: fresh == 1,
+                }
+            })
+            .collect())
+    }
+
+    async fn rollup_backlog(&self, before_hour: i64, definitions: &str, limit: u32) -> Result<Vec<i64>> {
+        sqlx::query_scalar(concat!(
+            "SELECT h.hour FROM (SELECT DISTINCT hour FROM files WHERE table_name = 'events' AND hour < $1) h \
+             WHERE NOT EXISTS (SELECT 1 FROM rollup_hours r WHERE r.hour = h.hour AND r.definitions = $2 AND ",
+            rollup_fresh!(),
+            " = 1) ORDER BY h.hour DESC LIMIT $3"
+        ))
+        .bind(before_hour)
+        .bind(definitions)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing the rollup backlog"))
+    }
+
+    async fn events_high_water(&self, from_hour: i64, to_hour: i64) -> Result<i64> {
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(id) FROM files WHERE table_name = 'events' AND hour >= $1 AND hour <= $2")
+                .bind(from_hour)
+                .bind(to_hour)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query_err("reading the newest events file"))?;
+        Ok(newest.unwrap_or(0))
+    }
+
+    async fn event_hours(&self, from_hour: i64, to_hour: i64) -> Result<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT hour FROM files WHERE table_name = 'events' AND hour >= $1 AND hour < $2 ORDER BY hour",
+        )
+        .bind(from_hour)
+        .bind(to_hour)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing hours with events"))
+    }
+
+    async fn commit_rollup_hour(&self, hour: &NewRollupHour, file: &NewFile, replaces: Option<i64>) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin_write("starting rollup commit").await?;
+        let select = match self.dialect {
+            Dialect::Postgres => "SELECT file_id FROM rollup_hours WHERE hour = $1 FOR UPDATE",
+            Dialect::Sqlite => "SELECT file_id FROM rollup_hours WHERE hour = $1",
+        };
+        let current: Option<i64> = sqlx::query_scalar(select)
+            .bind(hour.hour)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query_err("reading the rollup hour"))?;
+        if current != replaces {
+            tx.rollback().await.map_err(query_err("abandoning rollup commit"))?;
+            return Ok(false);
+        }
+        if let Some(old) = current {
+            let path: Option<String> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING path")
+                .bind(old)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("removing the replaced rollup file"))?;
+            if let Some(path) = path {
+                queue_garbage(&mut tx, &path, now).await?;
+            }
+        }
+        let file_id = insert_file(&mut tx, "rollup", 0, file, now).await?;
+        let rows = i64::try_from(hour.rows).unwrap_or(i64::MAX);
+        // The statement takes the row lock on PostgreSQL (or the unique index, for a first
+        // commit), so two jobs racing on one hour serialize here and the second finds the
+        // file it expected gone.
+        let written = sqlx::query(
+            "INSERT INTO rollup_hours (hour, file_id, input_file_id, window_start_hour, window_end_hour, \
+             definitions, rows, computed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (hour) DO UPDATE SET file_id = excluded.file_id, input_file_id = excluded.input_file_id, \
+               window_start_hour = excluded.window_start_hour, window_end_hour = excluded.window_end_hour, \
+               definitions = excluded.definitions, rows = excluded.rows, computed_at = excluded.computed_at \
+             WHERE rollup_hours.file_id = $9",
+        )
+        .bind(hour.hour)
+        .bind(file_id)
+        .bind(hour.input_file_id)
+        .bind(hour.window_start_hour)
+        .bind(hour.window_end_hour)
+        .bind(hour.definitions.as_str())
+        .bind(rows)
+        .bind(now)
+        .bind(replaces.unwrap_or(-1))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("recording the rollup hour"))?;
+        if written.rows_affected() != 1 {
+            tx.rollback().await.map_err(query_err("abandoning rollup commit"))?;
+            return Ok(false);
+        }
+        tx.commit().await.map_err(query_err("committing the rollup hour"))?;
+        Ok(true)
     }
 
     async fn tenant_by_site_key(&self, site_key: &str) -> Result<Option<TenantId>> {

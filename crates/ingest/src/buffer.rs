@@ -73,10 +73,12 @@ struct PartitionData {
 }
 
 impl PartitionData {
-    fn table(&self, table: TableName) -> &TableData {
+    /// The table's buffered data; rollups are never buffered.
+    fn table(&self, table: TableName) -> Option<&TableData> {
         match table {
-            TableName::RawEvents => &self.raw,
-            TableName::Events => &self.events,
+            TableName::RawEvents => Some(&self.raw),
+            TableName::Events => Some(&self.events),
+            TableName::Rollups => None,
         }
     }
 }
@@ -115,9 +117,9 @@ impl Chunk {
 
     /// Every partition with its batches of `table`: `(hour, shard, batches)`.
     pub fn partitions(&self, table: TableName) -> impl Iterator<Item = (i64, u32, Vec<RecordBatch>)> + '_ {
-        self.partitions
-            .iter()
-            .map(move |((hour, shard), p)| (*hour, *shard, p.table(table).batches().cloned().collect()))
+        self.partitions.iter().map(move |((hour, shard), p)| {
+            (*hour, *shard, p.table(table).into_iter().flat_map(|t| t.batches().cloned()).collect())
+        })
     }
 }
 
@@ -293,7 +295,7 @@ impl Buffer {
                     .partitions
                     .range((hours.0, 0)..=(hours.1, u32::MAX))
                     .filter(|((_, s), _)| *s == shard)
-                    .flat_map(|(_, p)| p.table(table).batches().cloned())
+                    .flat_map(|(_, p)| p.table(table).into_iter().flat_map(|t| t.batches().cloned()))
                     .collect();
                 (chunk.max_seq, batches)
             })

@@ -146,7 +146,7 @@ async fn persist_frozen(shared: &Shared) -> Result<()> {
 
 async fn persist_chunk(shared: &Shared, chunk: &Chunk) -> Result<()> {
     let mut files = Vec::new();
-    for table in TableName::ALL {
+    for table in TableName::INGESTED {
         for (hour, shard, batches) in chunk.partitions(table) {
             if batches.is_empty() {
                 continue;

@@ -6,13 +6,17 @@
 //! - Garbage collection, part of each compaction pass: objects the catalog no longer references
 //!   are deleted once a grace period has passed, so a query that listed them just before they
 //!   were replaced can still read them.
+//! - [`RollupJob`]: materializes the rollups of `sql/rollups/` per closed UTC hour, and again
+//!   when late events change an hour's sessions.
 
 mod compactor;
 mod dedupe;
+mod rollup;
 
 pub use compactor::{CompactionReport, Compactor, CompactorConfig};
+pub use rollup::{RollupConfig, RollupJob, RollupReport};
 
-/// Errors of a compaction pass.
+/// Errors of a compaction or rollup pass.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The catalog failed.
@@ -40,6 +44,15 @@ pub enum Error {
     /// Encoding the merged file failed.
     #[error("encoding the merged file")]
     Storage(#[from] hourglass_storage::Error),
+    /// Rollup SQL failed.
+    #[error("running rollup SQL")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Sessionizing a tenant's events failed.
+    #[error("sessionizing events")]
+    Report(#[source] Box<hourglass_report::Error>),
+    /// A rollup column has an unexpected type.
+    #[error("rollup column is not {0}")]
+    Shape(&'static str),
 }
 
 /// Result type of this crate.

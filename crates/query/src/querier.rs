@@ -354,12 +354,73 @@ impl Querier {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<QueryResult> {
+        self.read_table(tenant, TableName::Events, columns, from_ms, to_ms, None).await
+    }
+
+    /// Reads `columns` of `tenant`'s rows of `rollup` in the UTC hours starting in
+    /// `[from_ms, to_ms)`, like [`Querier::read_events`].
+    pub async fn read_rollup(
+        &self,
+        tenant: &TenantId,
+        rollup: &str,
+        columns: &[&str],
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<QueryResult> {
+        self.read_table(
+            tenant,
+            TableName::Rollups,
+            columns,
+            from_ms,
+            to_ms,
+            Some((hourglass_types::schema::col::ROLLUP_NAME, rollup)),
+        )
+        .await
+    }
+
+    /// The UTC hours (hours since the epoch) in which `tenant` has events still in an
+    /// ingester's buffer (including chunks being persisted right now): what a report cannot
+    /// take from rollups yet.
+    pub async fn buffered_hours(&self, tenant: &TenantId) -> Result<std::collections::BTreeSet<i64>> {
+        use datafusion::arrow::array::AsArray;
+        let mut hours = std::collections::BTreeSet::new();
+        for source in &self.buffers {
+            let chunks =
+                source.snapshot(TableName::Events, tenant, 0, i64::MAX / 2).await.map_err(DataFusionError::External)?;
+            for batch in chunks.iter().flat_map(|c| &c.batches) {
+                let Some(times) = batch
+                    .column_by_name(hourglass_types::schema::col::TIMESTAMP)
+                    .and_then(|c| c.as_primitive_opt::<datafusion::arrow::datatypes::TimestampMillisecondType>())
+                else {
+                    continue;
+                };
+                hours.extend(times.values().iter().map(|t| hourglass_types::partition::hour_of(*t)));
+            }
+        }
+        Ok(hours)
+    }
+
+    async fn read_table(
+        &self,
+        tenant: &TenantId,
+        table: TableName,
+        columns: &[&str],
+        from_ms: i64,
+        to_ms: i64,
+        equals: Option<(&str, &str)>,
+    ) -> Result<QueryResult> {
         let started = Instant::now();
         let scope = Scope::Tenant(tenant.clone());
-        let description = format!("report: events {} from {from_ms} to {to_ms}", columns.join(","));
+        let description = format!("report: {table} {} from {from_ms} to {to_ms}", columns.join(","));
         let registered = self.running.register(Some(tenant.as_str().to_string()), Interface::Report, &description);
         let cancel = registered.cancel_signal();
-        let read = Read { columns: columns.iter().map(|c| c.to_string()).collect(), from_ms, to_ms };
+        let read = Read {
+            table,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            from_ms,
+            to_ms,
+            equals: equals.map(|(c, v)| (c.to_string(), v.to_string())),
+        };
         let result = tokio::select! {
             result = self.admit_and_run(&scope, Job::Read(read), &registered) => result,
             () = cancel.cancelled() => Err(Error::Cancelled(BY_ADMIN)),
@@ -418,29 +479,35 @@ impl Querier {
 enum Job<'a> {
     /// A statement from a client.
     Sql { sql: &'a str, params: Vec<ScalarValue>, setup: Option<&'a dyn SessionSetup> },
-    /// An internal read of events.
+    /// An internal read of a table.
     Read(Read),
 }
 
-/// Columns and a time range of `events` to read.
+/// Columns and a time range of a table to read, optionally only rows where a column equals a
+/// value.
 struct Read {
+    table: TableName,
     columns: Vec<String>,
     from_ms: i64,
     to_ms: i64,
+    equals: Option<(String, String)>,
 }
 
-/// Reads what `read` names from the session's `events`, holding the batches against the
+/// Reads what `read` names from the session's tables, holding the batches against the
 /// query's memory budget until they are handed over.
 async fn read_events(ctx: SessionContext, read: Read) -> Result<QueryResult> {
     use datafusion::logical_expr::{col, lit};
     let ts = |ms: i64| lit(ScalarValue::TimestampMillisecond(Some(ms), Some("UTC".into())));
     let columns: Vec<&str> = read.columns.iter().map(String::as_str).collect();
-    let df = ctx
-        .table(TableName::Events.as_str())
+    let mut df = ctx
+        .table(read.table.as_str())
         .await?
         .filter(col(hourglass_types::schema::col::TIMESTAMP).gt_eq(ts(read.from_ms)))?
-        .filter(col(hourglass_types::schema::col::TIMESTAMP).lt(ts(read.to_ms)))?
-        .select_columns(&columns)?;
+        .filter(col(hourglass_types::schema::col::TIMESTAMP).lt(ts(read.to_ms)))?;
+    if let Some((column, value)) = &read.equals {
+        df = df.filter(col(column.as_str()).eq(lit(value.as_str())))?;
+    }
+    let df = df.select_columns(&columns)?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let physical = df.create_physical_plan().await?;
     let task = ctx.task_ctx();

@@ -100,7 +100,9 @@ impl TableProvider for TenantTable {
             let from = bounds.min_ms.unwrap_or(0);
             let to = bounds.max_ms.unwrap_or(i64::MAX);
             let mut chunks = Vec::new();
-            for source in &self.buffers {
+            // Only ingested tables have buffered rows.
+            let buffers = if TableName::INGESTED.contains(&self.table) { self.buffers.as_slice() } else { &[] };
+            for source in buffers {
                 let got =
                     source.snapshot(self.table, &self.tenant, from, to).await.map_err(DataFusionError::External)?;
                 chunks.extend(got);

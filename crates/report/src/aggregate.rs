@@ -66,6 +66,9 @@ pub struct Acc {
     pub visitors: HashSet<u64>,
     /// Distinct visitors with a pageview since `Spec::current_since`.
     pub current: HashSet<u64>,
+    /// With `"accuracy": "fast"`: a sketch of visitors from rollups, to be united with
+    /// `visitors` (the ids from raw hours).
+    pub sketch: Option<crate::sketch::Hll>,
 }
 
 impl Acc {
@@ -81,6 +84,17 @@ impl Acc {
         self.engaged += other.engaged;
         self.visitors.extend(other.visitors.iter().copied());
         self.current.extend(other.current.iter().copied());
+        if let Some(theirs) = &other.sketch {
+            self.sketch.get_or_insert_with(Default::default).merge(theirs);
+        }
+    }
+
+    /// Distinct visitors: exact, or estimated when a sketch is involved.
+    pub fn visitor_count(&self) -> u64 {
+        match &self.sketch {
+            Some(sketch) => crate::planner::union_estimate(sketch, &self.visitors).round() as u64,
+            None => self.visitors.len() as u64,
+        }
     }
 
     /// Whether any event, session or current visitor belongs to the row.

@@ -215,6 +215,25 @@ impl Events {
         (start..end).find(|&j| keys.value(j) == key).and_then(|j| values.is_valid(j).then(|| values.value(j)))
     }
 
+    /// Every (key, value) prop of row `i` with a non-empty value.
+    pub fn props_of(&self, i: usize) -> Vec<(&str, &str)> {
+        let Some(props) = self.props.as_ref().filter(|p| p.is_valid(i)) else { return Vec::new() };
+        let (Some(keys), Some(values)) = (props.keys().as_string_opt::<i32>(), props.values().as_string_opt::<i32>())
+        else {
+            return Vec::new();
+        };
+        let offsets = props.value_offsets();
+        (offsets[i] as usize..offsets[i + 1] as usize)
+            .filter(|&j| values.is_valid(j) && !values.value(j).is_empty())
+            .map(|j| (keys.value(j), values.value(j)))
+            .collect()
+    }
+
+    /// Row `i`'s event id.
+    pub fn event_id(&self, i: usize) -> &str {
+        self.text.get(col::EVENT_ID).map_or("", |a| a.value(i))
+    }
+
     /// Row `i`'s label for an event dimension.
     pub fn event_label<'a>(&'a self, dim: &EventDim, i: usize) -> &'a str {
         match dim {

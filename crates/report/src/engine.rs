@@ -1,23 +1,36 @@
 //! The report engine: a request in, a response body out, for one tenant.
+//!
+//! Each range of a request (the report's, the comparison's) is split into the whole UTC
+//! hours a fresh rollup can answer and the spans around them (edges of the range, hours not
+//! rolled up yet, hours whose window still has buffered events, hours computed under other
+//! tenant settings), which are answered from events. Both give partial aggregates of the
+//! same queries, which add up.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use async_trait::async_trait;
 use chrono_tz::Tz;
-use hourglass_catalog::SettingsCache;
+use hourglass_catalog::{Catalog, RollupHour, SettingsCache};
 use hourglass_processor::sessions::SessionRules;
 use hourglass_query::Querier;
 use hourglass_types::settings::parse_timezone;
 use hourglass_types::{Clock, TenantId, TenantSettings};
 use serde_json::Value;
 
-use crate::aggregate::aggregate;
+use crate::aggregate::{Partial, Spec, aggregate, merge_into};
 use crate::dataset::{self, Dataset, EventSource};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::facts::rules_hash;
+use crate::planner;
 use crate::report::{Answer, Computed, Provenance, Specs, needs_props, ranges, respond, specs};
-use crate::request::{ReportKind, ReportRequest};
-use crate::time::{Preset, RangeSpec, TimeRange};
+use crate::request::{Accuracy, ReportKind, ReportRequest};
+use crate::rollups::{self, Rollup, definitions_version};
+use crate::sketch::HLL_STANDARD_ERROR;
+use crate::time::{Preset, RangeSpec, TimeRange, whole_hour_offsets};
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// Reads a tenant's events through the querier (admitted, memory-bounded, cancellable).
 struct QuerierSource<'a> {
@@ -32,12 +45,15 @@ impl EventSource for QuerierSource<'_> {
     }
 }
 
-/// Answers report requests from the querier's view of a tenant's events.
+/// Answers report requests from rollups where they can, and from the querier's view of a
+/// tenant's events for the rest.
 #[derive(Debug)]
 pub struct Engine {
     querier: Arc<Querier>,
+    catalog: Arc<dyn Catalog>,
     settings: SettingsCache,
     clock: Arc<dyn Clock>,
+    use_rollups: bool,
 }
 
 fn answer(data: &Dataset, specs: &Specs, range: &TimeRange, rules: &SessionRules) -> Answer {
@@ -48,11 +64,52 @@ fn answer(data: &Dataset, specs: &Specs, range: &TimeRange, rules: &SessionRules
     }
 }
 
+/// Adds `part` into `into`, query by query.
+fn merge_answer(into: &mut Answer, part: Answer) {
+    merge_into(&mut into.main, part.main);
+    if let Some(p) = part.bounce {
+        merge_into(into.bounce.get_or_insert_with(Default::default), p);
+    }
+    if let Some(p) = part.conversion {
+        merge_into(into.conversion.get_or_insert_with(Default::default), p);
+    }
+}
+
+/// How one range was answered.
+#[derive(Debug, Default)]
+struct RangeOutcome {
+    rows: Answer,
+    totals: Answer,
+    rollups: BTreeSet<&'static str>,
+    rollup_hours: usize,
+    raw_spans: usize,
+    approximate: bool,
+}
+
+/// The settings and sources a request is answered with.
+struct Job<'a> {
+    request: &'a ReportRequest,
+    tenant: &'a TenantId,
+    source: QuerierSource<'a>,
+    rules: SessionRules,
+    row_specs: Specs,
+    total_specs: Specs,
+    props: bool,
+    fast: bool,
+}
+
 impl Engine {
-    /// An engine over `querier`, reading tenant settings from `settings` and the time from
-    /// `clock`.
-    pub fn new(querier: Arc<Querier>, settings: SettingsCache, clock: Arc<dyn Clock>) -> Self {
-        Self { querier, settings, clock }
+    /// An engine over `querier` and `catalog` (rollup state and tenant settings), reading the
+    /// time from `clock`.
+    pub fn new(querier: Arc<Querier>, catalog: Arc<dyn Catalog>, clock: Arc<dyn Clock>) -> Self {
+        let settings = SettingsCache::new(Arc::clone(&catalog));
+        Self { querier, catalog, settings, clock, use_rollups: true }
+    }
+
+    /// The same engine answering every report from events only.
+    pub fn without_rollups(mut self) -> Self {
+        self.use_rollups = false;
+        self
     }
 
     /// The tenant's settings (the defaults for a tenant the catalog does not know).
@@ -106,27 +163,213 @@ impl Engine {
             _ => None,
         };
         let ranges = ranges(request, tz, now, first)?;
-        let row_specs = specs(request, &request.dimensions, tz, now);
-        let total_specs = specs(request, &[], tz, now);
-        let props = needs_props(request);
-        let source = QuerierSource { querier: &self.querier, tenant };
-
-        let data = dataset::load(&source, ranges.main.range, &rules, props).await?;
-        let rows = answer(&data, &row_specs, &ranges.main.range, &rules);
-        let totals = answer(&data, &total_specs, &ranges.main.range, &rules);
-        drop(data);
+        let job = Job {
+            request,
+            tenant,
+            source: QuerierSource { querier: &self.querier, tenant },
+            rules,
+            row_specs: specs(request, &request.dimensions, tz, now),
+            total_specs: specs(request, &[], tz, now),
+            props: needs_props(request),
+            fast: request.accuracy == Accuracy::Fast,
+        };
+        let main = self.answer_range(&job, ranges.main.range).await?;
         let compare = match &ranges.compare {
-            Some(r) => {
-                let data = dataset::load(&source, r.range, &rules, props).await?;
-                Some((answer(&data, &row_specs, &r.range, &rules), answer(&data, &total_specs, &r.range, &rules)))
-            }
+            Some(r) => Some(self.answer_range(&job, r.range).await?),
             None => None,
         };
-        crate::metrics::REPORTS_RAW.inc();
-        let provenance =
-            Provenance { path: "raw".into(), fresh_through_ms: now, approximate: None, warnings: Vec::new() };
-        let computed =
-            Computed { request, ranges, row_specs, total_specs, rows, totals, compare, rules: &rules, provenance };
+
+        let mut used: BTreeSet<&str> = main.rollups.clone();
+        let (mut rollup_hours, mut raw_spans, mut approximate) = (main.rollup_hours, main.raw_spans, main.approximate);
+        if let Some(c) = &compare {
+            used.extend(c.rollups.iter());
+            rollup_hours += c.rollup_hours;
+            raw_spans += c.raw_spans;
+            approximate |= c.approximate;
+        }
+        let names = used.iter().copied().collect::<Vec<_>>().join(",");
+        let path = match (used.is_empty(), raw_spans) {
+            (true, _) => "raw".to_string(),
+            (false, 0) => format!("rollup:{names}"),
+            (false, _) => format!("rollup:{names}+raw"),
+        };
+        if used.is_empty() {
+            crate::metrics::REPORTS_RAW.inc();
+        } else {
+            crate::metrics::REPORTS_ROLLUP.inc();
+        }
+        let mut warnings = Vec::new();
+        if job.fast && !approximate {
+            warnings.push("fast accuracy was asked for, but no rollup answered: the counts are exact".to_string());
+        }
+        let provenance = Provenance {
+            path,
+            fresh_through_ms: now,
+            approximate: approximate.then_some(2.0 * HLL_STANDARD_ERROR),
+            warnings,
+            rollup_hours,
+            raw_spans,
+        };
+        let computed = Computed {
+            request,
+            ranges,
+            row_specs: job.row_specs.clone(),
+            total_specs: job.total_specs.clone(),
+            rows: main.rows,
+            totals: main.totals,
+            compare: compare.map(|c| (c.rows, c.totals)),
+            rules: &job.rules,
+            provenance,
+        };
         Ok(respond(&computed))
+    }
+
+    /// The hours of `[first_hour, end_hour)` a rollup can answer: fresh, of the current
+    /// definitions, with none of the tenant's events buffered in their window; and hours with
+    /// no events at all. Also the hours among them that have rollup rows to read.
+    async fn clean_hours(
+        &self,
+        tenant: &TenantId,
+        first_hour: i64,
+        end_hour: i64,
+    ) -> Result<(BTreeSet<i64>, BTreeSet<i64>)> {
+        let version = definitions_version();
+        let states = self.catalog.rollup_hours(first_hour, end_hour).await?;
+        let fresh: HashMap<i64, &RollupHour> =
+            states.iter().filter(|s| s.fresh && s.definitions == version).map(|s| (s.hour, s)).collect();
+        let with_events: BTreeSet<i64> = self.catalog.event_hours(first_hour, end_hour).await?.into_iter().collect();
+        let buffered = self.querier.buffered_hours(tenant).await?;
+        let buffered_in = |lo: i64, hi: i64| buffered.range(lo..=hi).next().is_some();
+        let mut clean = BTreeSet::new();
+        let mut with_rows = BTreeSet::new();
+        for hour in first_hour..end_hour {
+            match fresh.get(&hour) {
+                Some(state) if !buffered_in(state.window_start_hour, state.window_end_hour) => {
+                    clean.insert(hour);
+                    with_rows.insert(hour);
+                }
+                Some(_) => {}
+                // No events at all: no session starts and nothing happens in the hour.
+                None if !with_events.contains(&hour) && !buffered_in(hour, hour) => {
+                    clean.insert(hour);
+                }
+                None => {}
+            }
+        }
+        Ok((clean, with_rows))
+    }
+
+    /// Answers the row and total queries over `range`.
+    async fn answer_range(&self, job: &Job<'_>, range: TimeRange) -> Result<RangeOutcome> {
+        let specs: Vec<&Spec> = [&job.row_specs, &job.total_specs]
+            .into_iter()
+            .flat_map(|s| std::iter::once(&s.main).chain(s.bounce.iter()).chain(s.conversion.iter()))
+            .collect();
+        let chosen: Option<Vec<&'static Rollup>> = specs.iter().map(|s| planner::choose(s)).collect();
+        let first_hour = (range.start_ms + HOUR_MS - 1).div_euclid(HOUR_MS);
+        let end_hour = range.end_ms.div_euclid(HOUR_MS);
+        let eligible = self.use_rollups
+            && job.request.kind == ReportKind::Standard
+            && end_hour > first_hour
+            && whole_hour_offsets(job.row_specs.main.tz, &range);
+        let chosen = match chosen {
+            Some(c) if eligible => c,
+            _ => return self.raw_range(job, range).await,
+        };
+
+        let (mut clean, with_rows) = self.clean_hours(job.tenant, first_hour, end_hour).await?;
+        let mut batches: HashMap<&'static str, Vec<RecordBatch>> = HashMap::new();
+        if let (Some(lo), Some(hi)) = (with_rows.first(), with_rows.last()) {
+            let rules_id = rules_hash(&job.rules);
+            let distinct: BTreeSet<&'static str> = chosen.iter().map(|r| r.name).collect();
+            for name in distinct {
+                let Some(rollup) = rollups::by_name(name) else { continue };
+                let columns = planner::columns(rollup, job.fast);
+                let read =
+                    self.querier.read_rollup(job.tenant, name, &columns, lo * HOUR_MS, (hi + 1) * HOUR_MS).await?;
+                // Hours computed under other settings are answered from events.
+                for hour in planner::mismatched_hours(&read.batches, rules_id)? {
+                    clean.remove(&hour);
+                }
+                batches.insert(name, read.batches);
+            }
+        }
+
+        let mut outcome = RangeOutcome::default();
+        let spans = outside(range, &clean);
+        for span in &spans {
+            let part = self.raw_range(job, *span).await?;
+            merge_answer(&mut outcome.rows, part.rows);
+            merge_answer(&mut outcome.totals, part.totals);
+        }
+        outcome.raw_spans = spans.len();
+        outcome.rollup_hours = clean.len();
+
+        let empty = Vec::new();
+        let mut picks = chosen.iter();
+        let mut next = |spec: &Spec| -> Result<Partial> {
+            let rollup = picks.next().copied().ok_or(Error::MissingColumn("rollup choice"))?;
+            planner::aggregate(batches.get(rollup.name).unwrap_or(&empty), rollup, spec, &clean, job.fast)
+        };
+        for (specs, target) in [(&job.row_specs, &mut outcome.rows), (&job.total_specs, &mut outcome.totals)] {
+            let part = Answer {
+                main: next(&specs.main)?,
+                bounce: specs.bounce.as_ref().map(&mut next).transpose()?,
+                conversion: specs.conversion.as_ref().map(&mut next).transpose()?,
+            };
+            merge_answer(target, part);
+        }
+        if !batches.values().all(Vec::is_empty) {
+            outcome.rollups = chosen.iter().map(|r| r.name).collect();
+            outcome.approximate = job.fast;
+        }
+        Ok(outcome)
+    }
+
+    /// Answers the row and total queries over `range` from events.
+    async fn raw_range(&self, job: &Job<'_>, range: TimeRange) -> Result<RangeOutcome> {
+        let data = dataset::load(&job.source, range, &job.rules, job.props).await?;
+        Ok(RangeOutcome {
+            rows: answer(&data, &job.row_specs, &range, &job.rules),
+            totals: answer(&data, &job.total_specs, &range, &job.rules),
+            raw_spans: 1,
+            ..RangeOutcome::default()
+        })
+    }
+}
+
+/// The spans of `range` outside the whole hours of `hours`.
+fn outside(range: TimeRange, hours: &BTreeSet<i64>) -> Vec<TimeRange> {
+    let mut spans = Vec::new();
+    let mut cursor = range.start_ms;
+    for hour in hours {
+        let (start, end) = (hour * HOUR_MS, (hour + 1) * HOUR_MS);
+        if start > cursor {
+            spans.push(TimeRange { start_ms: cursor, end_ms: start.min(range.end_ms) });
+        }
+        cursor = cursor.max(end);
+    }
+    if cursor < range.end_ms {
+        spans.push(TimeRange { start_ms: cursor, end_ms: range.end_ms });
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_outside_clean_hours() {
+        let range = TimeRange { start_ms: 30 * 60_000, end_ms: 5 * HOUR_MS };
+        let clean: BTreeSet<i64> = [1, 2, 4].into_iter().collect();
+        assert_eq!(
+            outside(range, &clean),
+            [
+                TimeRange { start_ms: 30 * 60_000, end_ms: HOUR_MS },
+                TimeRange { start_ms: 3 * HOUR_MS, end_ms: 4 * HOUR_MS }
+            ]
+        );
+        assert_eq!(outside(range, &BTreeSet::new()), [range]);
     }
 }

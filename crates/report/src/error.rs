@@ -71,6 +71,9 @@ pub enum Error {
     /// Events read back lack a column the report needs.
     #[error("events lack column {0}")]
     MissingColumn(&'static str),
+    /// Another source of events failed (the rollup job's file reader).
+    #[error("reading events")]
+    Source(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -80,7 +83,7 @@ impl Error {
             Self::Request(_) => ErrorKind::InvalidArgument,
             Self::Query(e) => e.kind(),
             Self::Catalog(e) => e.kind(),
-            Self::Process(_) | Self::Arrow(_) | Self::MissingColumn(_) => ErrorKind::Internal,
+            Self::Process(_) | Self::Arrow(_) | Self::MissingColumn(_) | Self::Source(_) => ErrorKind::Internal,
         }
     }
 

@@ -14,12 +14,16 @@ pub mod dataset;
 pub mod dimension;
 mod engine;
 pub mod error;
+pub mod facts;
 pub mod filter;
 pub mod metadata;
 pub mod metric;
 pub mod metrics;
+pub mod planner;
 pub mod report;
 pub mod request;
+pub mod rollups;
+pub mod sketch;
 pub mod time;
 
 pub use engine::Engine;

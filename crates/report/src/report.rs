@@ -165,7 +165,7 @@ fn value(metric: Metric, main: Option<&Acc>, bounce: Option<&Acc>, conversion: O
     let m = main.unwrap_or(&empty);
     let visits = i128::from(m.visits);
     match metric {
-        Metric::Visitors => Some(Exact::count(m.visitors.len() as u64)),
+        Metric::Visitors => Some(Exact::count(m.visitor_count())),
         Metric::Visits => Some(Exact::count(m.visits)),
         Metric::Pageviews => Some(Exact::count(m.pageviews)),
         Metric::Events => Some(Exact::count(m.events)),
@@ -178,7 +178,7 @@ fn value(metric: Metric, main: Option<&Acc>, bounce: Option<&Acc>, conversion: O
         Metric::EngagementRate => Exact::ratio(100 * i128::from(m.engaged), visits),
         Metric::ConversionRate => {
             let d = conversion?;
-            Exact::ratio(100 * m.visitors.len() as i128, d.visitors.len() as i128)
+            Exact::ratio(100 * i128::from(m.visitor_count()), i128::from(d.visitor_count()))
         }
         Metric::Revenue => Some(Exact::Float(m.revenue)),
         Metric::CurrentVisitors => Some(Exact::count(m.current.len() as u64)),
@@ -257,6 +257,10 @@ pub struct Provenance {
     pub approximate: Option<f64>,
     /// Notes for the caller.
     pub warnings: Vec<String>,
+    /// Whole UTC hours answered from rollups.
+    pub rollup_hours: usize,
+    /// Spans answered from events.
+    pub raw_spans: usize,
 }
 
 /// Everything the response is built from.
@@ -431,11 +435,15 @@ pub fn respond(c: &Computed<'_>) -> Value {
         "date_range": range_json(tz, &c.ranges.main),
         "accuracy": if c.provenance.approximate.is_some() { "fast" } else { "exact" },
         "path": c.provenance.path,
+        "rollup_hours": c.provenance.rollup_hours,
+        "raw_spans": c.provenance.raw_spans,
         "freshness": {"complete_through": time::rfc3339(tz, c.provenance.fresh_through_ms)},
         "warnings": c.provenance.warnings,
     });
     if let Some(bound) = c.provenance.approximate {
-        meta["error_bound"] = json!(bound);
+        // Visitor counts (and conversion rates) are HyperLogLog estimates; everything else
+        // stays exact.
+        meta["error_bound"] = json!({"visitors_relative": bound, "confidence": 0.95});
     }
     if let Some(r) = &c.ranges.compare {
         meta["comparison_range"] = range_json(tz, r);

@@ -319,6 +319,13 @@ pub struct CompactArgs {
     /// How long replaced files stay readable before they are deleted.
     #[arg(long, env = "HOURGLASS_GARBAGE_GRACE", default_value = "10m")]
     pub garbage_grace: humantime::Duration,
+    /// How often the rollup job looks for hours to roll up (new, or changed by late events).
+    #[arg(long, env = "HOURGLASS_ROLLUP_INTERVAL", default_value = "10s")]
+    pub rollup_interval: humantime::Duration,
+    /// An hour is rolled up once it ended this long ago; reports read younger hours from
+    /// events.
+    #[arg(long, env = "HOURGLASS_ROLLUP_SETTLE", default_value = "30m")]
+    pub rollup_settle: humantime::Duration,
 }
 
 /// Where the persistent state lives: the object store and the catalog.
@@ -459,6 +466,10 @@ pub struct QueryEngineArgs {
     /// Longest a query may run; past it the query is cancelled and answered 504.
     #[arg(long, env = "HOURGLASS_QUERY_TIMEOUT", default_value = "60s")]
     pub query_timeout: humantime::Duration,
+    /// Whether reports read rollups where they can; false answers every report from events
+    /// (slower, the same numbers; for comparisons and diagnosis).
+    #[arg(long, env = "HOURGLASS_REPORT_ROLLUPS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub report_rollups: bool,
     /// Largest file `POST /api/v1/tables/{name}/import` accepts.
     #[arg(long, env = "HOURGLASS_MAX_IMPORT_BYTES", default_value = "1GiB")]
     pub max_import_bytes: ByteSize,

@@ -15,7 +15,7 @@ use hourglass_gateway::{
     ClientHeaders, ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
 };
 use hourglass_ingest::{GeoIp, IngestLimits, Ingester, IngesterConfig};
-use hourglass_jobs::{Compactor, CompactorConfig};
+use hourglass_jobs::{Compactor, CompactorConfig, RollupConfig, RollupJob};
 use hourglass_pgwire::PgServer;
 use hourglass_query::{AdmissionConfig, BufferSource, BufferedChunk, Querier, QueryConfig};
 use hourglass_storage::{ObjectStoreConfig, ParquetOptions, S3Config};
@@ -432,7 +432,17 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock));
         let interval = *args.compact_interval;
         let stop = shutdown.clone();
-        tokio::spawn(async move { compactor.run(interval, stop.wait()).await })
+        let rollups = RollupJob::new(
+            RollupConfig { settle: *args.rollup_settle, ..RollupConfig::default() },
+            Arc::clone(&store),
+            Arc::clone(&catalog),
+            Arc::new(SystemClock),
+        );
+        let rollup_interval = *args.rollup_interval;
+        let rollup_stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::join!(compactor.run(interval, stop.wait()), rollups.run(rollup_interval, rollup_stop.wait()));
+        })
     });
     let cluster = match &plan.gateway {
         Some(_) => Some(Arc::new(ClusterRoutes::new(Arc::clone(&membership)).map_err(|e| anyhow::anyhow!("{e:?}"))?)),
@@ -467,8 +477,9 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             max_forwarded_body_bytes: usize::try_from(limits.2).unwrap_or(usize::MAX),
             store: uses_store.then(|| Arc::clone(&store)),
             reports: querier.as_ref().map(|q| {
-                let settings = hourglass_catalog::SettingsCache::new(Arc::clone(&catalog));
-                Arc::new(hourglass_report::Engine::new(Arc::clone(q), settings, Arc::new(SystemClock)))
+                let engine = hourglass_report::Engine::new(Arc::clone(q), Arc::clone(&catalog), Arc::new(SystemClock));
+                let rollups = plan.querier.as_ref().is_none_or(|args| args.report_rollups);
+                Arc::new(if rollups { engine } else { engine.without_rollups() })
             }),
         },
     );

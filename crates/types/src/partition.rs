@@ -18,17 +18,23 @@ pub enum TableName {
     RawEvents,
     /// Raw events passed through the versioned processor.
     Events,
+    /// Hourly rollups of `events`, materialized by the rollup job (one file per UTC hour).
+    Rollups,
 }
 
 impl TableName {
     /// Every stored table, in a fixed order.
-    pub const ALL: [TableName; 2] = [TableName::RawEvents, TableName::Events];
+    pub const ALL: [TableName; 3] = [TableName::RawEvents, TableName::Events, TableName::Rollups];
+
+    /// The tables ingesters write (and buffer, and compactors merge).
+    pub const INGESTED: [TableName; 2] = [TableName::RawEvents, TableName::Events];
 
     /// The SQL and object-key name of the table.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RawEvents => "raw_events",
             Self::Events => "events",
+            Self::Rollups => "rollups",
         }
     }
 

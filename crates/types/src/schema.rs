@@ -92,6 +92,8 @@ pub mod col {
     pub const PREV_VISITOR_ID: &str = "prev_visitor_id";
     /// Version of the processor that derived the row (events only).
     pub const PROCESSOR_VERSION: &str = "processor_version";
+    /// Which rollup a row of `rollups` belongs to (`pages`, `sources`...).
+    pub const ROLLUP_NAME: &str = "rollup_name";
 }
 
 /// The Arrow type of all timestamps: milliseconds, UTC.
@@ -171,11 +173,72 @@ pub fn events() -> SchemaRef {
     Arc::clone(&EVENTS)
 }
 
+/// The dimension columns of `rollups`, each filled only by the rollups that group by it.
+pub const ROLLUP_DIMENSIONS: [&str; 23] = [
+    "name",
+    "page",
+    "hostname",
+    "prop_key",
+    "prop_value",
+    "source",
+    "channel",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "entry_page",
+    "exit_page",
+    "device",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "country",
+    "screen",
+    "language",
+];
+
+/// The count columns of `rollups`.
+pub const ROLLUP_COUNTS: [&str; 7] =
+    ["events", "pageviews", "visits", "bounces", "duration", "session_pageviews", "engaged"];
+
+static ROLLUPS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new(col::TENANT_ID, DataType::Utf8, false),
+        Field::new(col::ROLLUP_NAME, DataType::Utf8, false),
+        // The UTC hour the row covers (its first millisecond).
+        Field::new(col::TIMESTAMP, timestamp_type(), false),
+        // A hash of the tenant settings the row was computed under.
+        Field::new("rules", DataType::UInt64, false),
+    ];
+    for name in ROLLUP_DIMENSIONS {
+        fields.push(Field::new(name, DataType::Utf8, true));
+    }
+    for name in ROLLUP_COUNTS {
+        fields.push(Field::new(name, DataType::Int64, false));
+    }
+    fields.push(Field::new("revenue", DataType::Float64, false));
+    for name in ["visitors", "visitors_hll", "sessions_hll"] {
+        fields.push(Field::new(name, DataType::Binary, true));
+    }
+    Arc::new(Schema::new(fields))
+});
+
+/// Schema of `rollups`: one row per (tenant, rollup, UTC hour, dimension values), with event
+/// counts (events in the hour), session sums (sessions starting in the hour), the exact set of
+/// visitors and HyperLogLog sketches of visitors and sessions.
+pub fn rollups() -> SchemaRef {
+    Arc::clone(&ROLLUPS)
+}
+
 /// Schema of a stored table.
 pub fn of(table: crate::TableName) -> SchemaRef {
     match table {
         crate::TableName::RawEvents => raw_events(),
         crate::TableName::Events => events(),
+        crate::TableName::Rollups => rollups(),
     }
 }
 

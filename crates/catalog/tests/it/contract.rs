@@ -277,3 +277,60 @@ async fn tenant_settings_start_at_defaults_and_patches_merge(fx: Fixture) {
     assert!(matches!(err, Error::InvalidSetting(_)), "{err}");
     assert_eq!(cat.tenant_config(&tenant("a")).await.expect("read").expect("a").settings, after.settings);
 }
+
+on_both_backends!(rollup_hours_go_stale_when_their_window_gets_new_events);
+async fn rollup_hours_go_stale_when_their_window_gets_new_events(fx: Fixture) {
+    use hourglass_catalog::NewRollupHour;
+    let cat = fx.open().await;
+    let h = 3_600_000;
+    // Events in hours 10 and 11.
+    let ev = |path: &str, hour: i64| file(TableName::Events, path, ("a", "b"), (hour * h, hour * h + 10), 5);
+    cat.commit_persist("i", 1, &[ev("ev/10", 10), ev("ev/11", 11)]).await.expect("persist");
+    assert_eq!(cat.event_hours(0, 100).await.expect("hours"), [10, 11]);
+    assert_eq!(cat.rollup_backlog(100, "v1", 10).await.expect("backlog"), [11, 10], "newest first");
+    assert_eq!(cat.rollup_backlog(11, "v1", 10).await.expect("backlog"), [10], "only hours before the bound");
+    let high = cat.events_high_water(9, 12).await.expect("high water");
+    assert!(high > 0);
+    assert_eq!(cat.events_high_water(20, 30).await.expect("none"), 0);
+
+    let state = NewRollupHour {
+        hour: 10,
+        input_file_id: high,
+        window_start_hour: 9,
+        window_end_hour: 11,
+        definitions: "v1".into(),
+        rows: 3,
+    };
+    let rollup_file = |path: &str| file(TableName::Rollups, path, ("a", "b"), (10 * h, 10 * h), 3);
+    assert!(cat.commit_rollup_hour(&state, &rollup_file("ro/10a"), None).await.expect("commit"));
+    assert!(
+        !cat.commit_rollup_hour(&state, &rollup_file("ro/10x"), None).await.expect("second first commit"),
+        "a racing first commit loses"
+    );
+    let hours = cat.rollup_hours(0, 100).await.expect("hours");
+    assert_eq!(hours.len(), 1);
+    assert!(hours[0].fresh);
+    assert_eq!((hours[0].window_start_hour, hours[0].window_end_hour, hours[0].rows), (9, 11, 3));
+    assert_eq!(cat.rollup_backlog(100, "v1", 10).await.expect("backlog"), [11]);
+    assert_eq!(cat.rollup_backlog(100, "v2", 10).await.expect("backlog"), [11, 10], "new definitions recompute");
+    let rollups = FileFilter { table: TableName::Rollups, tenant: None, min_time_ms: None, max_time_ms: None };
+    assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/10a"]);
+
+    // A late event for hour 11, inside hour 10's window, makes it stale; one for hour 13 does not.
+    cat.commit_persist("i", 2, &[ev("ev/13", 13)]).await.expect("persist");
+    assert!(cat.rollup_hours(0, 100).await.expect("hours")[0].fresh);
+    cat.commit_persist("i", 3, &[ev("ev/11b", 11)]).await.expect("persist");
+    let hours = cat.rollup_hours(0, 100).await.expect("hours");
+    assert!(!hours[0].fresh);
+    assert_eq!(cat.rollup_backlog(100, "v1", 10).await.expect("backlog"), [13, 11, 10]);
+
+    // Recomputing replaces the file, whose old object becomes garbage.
+    let newer = NewRollupHour { input_file_id: cat.events_high_water(9, 11).await.expect("hw"), ..state.clone() };
+    let old = hours[0].file_id;
+    assert!(!cat.commit_rollup_hour(&newer, &rollup_file("ro/10b"), Some(old + 100)).await.expect("wrong base"));
+    assert!(cat.commit_rollup_hour(&newer, &rollup_file("ro/10b"), Some(old)).await.expect("replace"));
+    assert!(cat.rollup_hours(0, 100).await.expect("hours")[0].fresh);
+    assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/10b"]);
+    let garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    assert_eq!(garbage, ["ro/10a"]);
+}

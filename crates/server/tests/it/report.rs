@@ -3,7 +3,7 @@
 //! goes through the real server; every row, total, comparison and time label of many report
 //! requests must equal what `report_oracle` computes from the generated events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
@@ -341,18 +341,37 @@ async fn report(reader: &Client, request: &Value) -> Value {
     reader.report(request).await.unwrap_or_else(|e| panic!("report {request}: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_report_equals_an_independent_computation() {
-    let server = TestServer::start(&[]);
-    let now = chrono::Utc::now().timestamp_millis();
-    let start = now - 3 * DAY;
+/// One generated tenant: its settings, credentials and events.
+struct Stream {
+    tenant: &'static str,
+    rules: Rules,
+    tz: &'static str,
+    creds: hourglass_client::TenantCredentials,
+    sent: Vec<Sent>,
+    /// The events in the order they are sent: shuffled, a fifth of them twice.
+    order: Vec<usize>,
+}
+
+impl Stream {
+    fn third(&self, part: usize) -> &[usize] {
+        let third = self.order.len().div_ceil(3);
+        let start = (part * third).min(self.order.len());
+        &self.order[start..((part + 1) * third).min(self.order.len())]
+    }
+}
+
+/// Three tenants with different settings and zones, and three days of their traffic.
+async fn streams(server: &TestServer, now: i64) -> Vec<Stream> {
     let defaults =
         Rules { timeout: 30 * MIN, key_events: vec!["signup".into(), "purchase".into()], currency: "USD".into() };
     let custom = Rules { timeout: 10 * MIN, key_events: vec!["download".into()], currency: "EUR".into() };
-    let tenants =
-        [("rep-a", &defaults, "Europe/Berlin"), ("rep-b", &custom, "America/New_York"), ("rep-c", &defaults, "UTC")];
+    let tenants = [
+        ("rep-a", defaults.clone(), "Europe/Berlin"),
+        ("rep-b", custom, "America/New_York"),
+        ("rep-c", defaults, "UTC"),
+    ];
     let mut rng = StdRng::seed_from_u64(0x0bad_cafe);
-    let mut streams = Vec::new();
+    let mut out = Vec::new();
     for (tenant, rules, tz) in tenants {
         let creds = server.admin().create_tenant(tenant).await.expect("tenant");
         let patch = json!({
@@ -360,42 +379,46 @@ async fn every_report_equals_an_independent_computation() {
             "reporting_currency": rules.currency, "timezone": tz,
         });
         server.admin().update_tenant_settings(tenant, &patch).await.expect("settings");
-        let sent = generate(&mut rng, tenant, start, now, rules.timeout);
-        streams.push((creds, sent));
+        let sent = generate(&mut rng, tenant, now - 3 * DAY, now, rules.timeout);
+        let mut order: Vec<usize> = (0..sent.len()).collect();
+        order.extend((0..sent.len()).filter(|i| i % 5 == 0));
+        order.shuffle(&mut StdRng::seed_from_u64(7));
+        out.push(Stream { tenant, rules, tz, creds, sent, order });
     }
-    // Duplicates (a fifth sent twice), shuffled, in thirds with a flush between, so that
-    // later thirds hold late events for hours already persisted.
-    for part in 0..3 {
-        for ((creds, sent), _) in streams.iter().zip(&tenants) {
-            let mut stream: Vec<&Sent> = sent.iter().collect();
-            stream.extend(sent.iter().filter(|s| s.ev.id.len() % 5 == 0));
-            stream.shuffle(&mut StdRng::seed_from_u64(7));
-            let third = stream.len().div_ceil(3);
-            let writer = server.admin().with_token(&creds.write_key);
-            for chunk in stream.iter().skip(part * third).take(third).collect::<Vec<_>>().chunks(50) {
-                let body: String = chunk.iter().map(|s| format!("{}\n", s.json)).collect();
-                let answer = writer.ingest(body).await.expect("ingest");
-                assert_eq!(answer.rejected, 0, "{answer:?}");
-            }
-        }
-        if part < 2 {
-            server.admin().flush().await.expect("flush");
-        }
-    }
+    out
+}
 
-    for ((creds, sent), (tenant, rules, tz_name)) in streams.iter().zip(&tenants) {
-        let reader = server.admin().with_token(&creds.read_token);
-        let mut events: Vec<Ev> = sent.iter().map(|s| s.ev.clone()).collect();
-        label(&reader, &mut events, sent, &rules.currency).await;
-        let data = Data::new(&events, (*rules).clone());
-        let tz: Tz = tz_name.parse().expect("zone");
+/// Sends the `part`-th third of every stream.
+async fn send(server: &TestServer, streams: &[Stream], part: usize) {
+    for s in streams {
+        let writer = server.admin().with_token(&s.creds.write_key);
+        for chunk in s.third(part).chunks(50) {
+            let body: String = chunk.iter().map(|i| format!("{}\n", s.sent[*i].json)).collect();
+            let answer = writer.ingest(body).await.expect("ingest");
+            assert_eq!(answer.rejected, 0, "{answer:?}");
+        }
+    }
+}
+
+/// Checks every request of [`requests`] against the oracle over the events of the first
+/// `parts` thirds; returns the answer paths seen (`raw`, `rollup:...`).
+async fn check(server: &TestServer, streams: &[Stream], parts: usize, now: i64) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    for s in streams {
+        let reader = server.admin().with_token(&s.creds.read_token);
+        let sent_ids: BTreeSet<usize> = (0..parts).flat_map(|p| s.third(p).iter().copied()).collect();
+        let sent: Vec<Sent> = sent_ids.iter().map(|i| s.sent[*i].clone()).collect();
+        let mut events: Vec<Ev> = sent.iter().map(|x| x.ev.clone()).collect();
+        label(&reader, &mut events, &sent, &s.rules.currency).await;
+        let data = Data::new(&events, s.rules.clone());
+        let tz: Tz = s.tz.parse().expect("zone");
         let oracle = Oracle { data: &data, tz };
         let today = local_day(tz, now);
         let (first, last) = (today - Duration::days(2), today);
         let mut checked = 0;
-        for mut request in requests(first, last, tz_name) {
+        for mut request in requests(first, last, s.tz) {
             // The tenant's zone applies when the request names none.
-            if *tenant == "rep-b" {
+            if s.tenant == "rep-b" {
                 request.as_object_mut().expect("object").remove("timezone");
             }
             request["include"] = json!({"total_rows": true});
@@ -403,28 +426,98 @@ async fn every_report_equals_an_independent_computation() {
             let n = (last - first).num_days() + 1;
             let previous = request.get("compare").map(|_| (first - Duration::days(n), first - Duration::days(1)));
             let want = oracle.answer(&request, (first, last), previous);
+            let tenant = s.tenant;
+            let path = got["meta"]["path"].as_str().unwrap_or("?").to_string();
             assert_eq!(
                 normalize(&got["rows"]),
                 normalize(&want["rows"]),
-                "{tenant}: rows of {request}\ngot {}\nwant {}",
+                "{tenant}: rows of {request} ({path})\ngot {}\nwant {}",
                 got["rows"],
                 want["rows"]
             );
-            assert_eq!(normalize(&got["totals"]), normalize(&want["totals"]), "{tenant}: totals of {request}");
+            assert_eq!(normalize(&got["totals"]), normalize(&want["totals"]), "{tenant}: totals of {request} ({path})");
             assert_eq!(got["meta"]["total_rows"], want["total_rows"], "{tenant}: total_rows of {request}");
             if let Some(labels) = want.get("time_labels") {
                 assert_eq!(&got["meta"]["time_labels"], labels, "{tenant}: time labels of {request}");
             }
-            assert_eq!(got["meta"]["timezone"], json!(tz_name), "{tenant}");
+            assert_eq!(got["meta"]["timezone"], json!(s.tz), "{tenant}");
+            paths.insert(path);
             checked += 1;
         }
-        // The data must exercise what the requests test: several sessions, some with a
-        // continuation over the range's edges, revenue and conversions.
-        let totals =
-            report(&reader, &json!({"date_range": [day(first), day(last)], "metrics": ["visits", "revenue"]})).await;
-        assert!(totals["totals"]["metrics"][0].as_u64().unwrap_or(0) >= 20, "{tenant}: {totals}");
+        // The data must exercise what the requests test: enough sessions over the range.
+        let totals = report(&reader, &json!({"date_range": [day(first), day(last)], "metrics": ["visits"]})).await;
+        assert!(totals["totals"]["metrics"][0].as_u64().unwrap_or(0) >= 20, "{}: {totals}", s.tenant);
         assert!(checked > 40);
     }
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_report_equals_an_independent_computation() {
+    let server = TestServer::start(&["--report-rollups", "false"]);
+    let now = chrono::Utc::now().timestamp_millis();
+    let streams = streams(&server, now).await;
+    // In thirds with a flush between, so that later thirds hold late events for hours
+    // already persisted.
+    for part in 0..3 {
+        send(&server, &streams, part).await;
+        if part < 2 {
+            server.admin().flush().await.expect("flush");
+        }
+    }
+    let paths = check(&server, &streams, 3, now).await;
+    assert_eq!(paths, BTreeSet::from(["raw".to_string()]));
+}
+
+/// Polls until every tenant's three-day report reads rollups for all but the newest hours.
+async fn wait_for_rollups(server: &TestServer, streams: &[Stream]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    for s in streams {
+        let reader = server.admin().with_token(&s.creds.read_token);
+        loop {
+            let r =
+                report(&reader, &json!({"date_range": "7d", "metrics": ["visits"], "dimensions": ["visit:source"]}))
+                    .await;
+            let spans = r["meta"]["raw_spans"].as_u64().unwrap_or(99);
+            if r["meta"]["path"].as_str().is_some_and(|p| p.starts_with("rollup")) && spans <= 1 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}: rollups did not catch up: {}", s.tenant, r["meta"]);
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Rollups answer exactly what events do: the oracle's numbers, with rollups materialized,
+/// with late events still buffered for rolled-up hours, with those hours stale after a
+/// persist, after they are computed again, and with rollups switched off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_answer_exactly_what_events_do() {
+    let mut server = TestServer::start(&["--rollup-interval", "300ms", "--rollup-settle", "1s"]);
+    let now = chrono::Utc::now().timestamp_millis();
+    let streams = streams(&server, now).await;
+    send(&server, &streams, 0).await;
+    send(&server, &streams, 1).await;
+    server.admin().flush().await.expect("flush");
+    wait_for_rollups(&server, &streams).await;
+    let paths = check(&server, &streams, 2, now).await;
+    // The newest hours (and a range's partial edges) always come from events.
+    assert!(paths.iter().any(|p| p.starts_with("rollup:")), "{paths:?}");
+    assert!(paths.contains("raw"), "filters no rollup covers are answered from events: {paths:?}");
+
+    // Late events for rolled-up hours, still in the buffer: those hours come from events.
+    send(&server, &streams, 2).await;
+    check(&server, &streams, 3, now).await;
+    // Persisted: the hours are stale until the job computes them again.
+    server.admin().flush().await.expect("flush");
+    check(&server, &streams, 3, now).await;
+    wait_for_rollups(&server, &streams).await;
+    let paths = check(&server, &streams, 3, now).await;
+    assert!(paths.iter().any(|p| p.starts_with("rollup:")), "{paths:?}");
+
+    server.restart_with(&["--report-rollups", "false"]);
+    let paths = check(&server, &streams, 3, now).await;
+    assert_eq!(paths, BTreeSet::from(["raw".to_string()]), "rollups switched off");
 }
 
 #[tokio::test]

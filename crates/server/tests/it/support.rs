@@ -177,6 +177,13 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Kills the server and starts it again on the same data with `extra` flags added.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.kill();
+        self.args.extend(extra.iter().map(|a| a.to_string()));
+        self.spawn();
+    }
+
     /// Paths of every file under the data directory's object store matching `suffix`.
     pub fn objects(&self, suffix: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {

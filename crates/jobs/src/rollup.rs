@@ -1,0 +1,263 @@
+//! The rollup job: materializes `sql/rollups/*.sql` per closed UTC hour for every tenant, and
+//! computes an hour again when late events, a persist, compaction or reprocessing change the
+//! events its sessions were made of.
+//!
+//! For hour H, each tenant with events in H is sessionized over a window around H, widened
+//! until every session touching H is whole (the report engine's own windowing, so rollups and
+//! raw answers see the same sessions). The hour's facts (its events with their sessions'
+//! labels, the sessions starting in it) go through each rollup's SQL with the `visitor_set`
+//! and `hll` aggregates; the rows of all rollups become one Parquet object of the `rollups`
+//! table, swapped in with the hour's state in one catalog transaction. The state records the
+//! window and the newest events file id read, so the hour goes stale as soon as an events file
+//! lands in its window.
+
+mod hour_cache;
+mod udaf;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use hourglass_catalog::{Catalog, NewFile, NewRollupHour, SettingsCache};
+use hourglass_processor::sessions::SessionRules;
+use hourglass_report::dataset;
+use hourglass_report::facts::FactsBuilder;
+use hourglass_report::rollups::{self, definitions_version};
+use hourglass_report::time::TimeRange;
+use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
+use hourglass_types::schema::{self, col};
+use hourglass_types::{Clock, PartitionKey, TableName, TenantId};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use self::hour_cache::HourCache;
+use crate::{Error, Result};
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// When and how much the rollup job computes.
+#[derive(Debug, Clone)]
+pub struct RollupConfig {
+    /// An hour is rolled up once it ended at least this long ago; younger hours are answered
+    /// from events (their sessions are still growing, and every persist would redo them).
+    pub settle: Duration,
+    /// Most hours computed in one pass (newest first), so a pass over a long history of
+    /// un-rolled-up hours ends and starts over with what changed meanwhile.
+    pub hours_per_pass: u32,
+    /// How rollup files are written.
+    pub parquet: ParquetOptions,
+}
+
+impl Default for RollupConfig {
+    fn default() -> Self {
+        Self { settle: Duration::from_secs(30 * 60), hours_per_pass: 48, parquet: ParquetOptions::default() }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollupReport {
+    /// Hours computed and committed.
+    pub hours: usize,
+    /// Rows written over those hours.
+    pub rows: u64,
+    /// Hours another job committed first.
+    pub lost_races: usize,
+}
+
+/// Computes rollup hours; any number may run at once (the catalog arbitrates each hour).
+#[derive(Debug)]
+pub struct RollupJob {
+    config: RollupConfig,
+    store: Arc<dyn ObjectStore>,
+    catalog: Arc<dyn Catalog>,
+    clock: Arc<dyn Clock>,
+    settings: SettingsCache,
+}
+
+impl RollupJob {
+    /// A job over this store and catalog.
+    pub fn new(
+        config: RollupConfig,
+        store: Arc<dyn ObjectStore>,
+        catalog: Arc<dyn Catalog>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let settings = SettingsCache::new(Arc::clone(&catalog));
+        Self { config, store, catalog, clock, settings }
+    }
+
+    /// Runs passes every `interval` until `stop` resolves.
+    pub async fn run(&self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            match self.run_once().await {
+                Ok(report) if report != RollupReport::default() => tracing::info!(?report, "rollup pass"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "rollup pass failed"),
+            }
+        }
+    }
+
+    /// One pass: the newest hours without a fresh rollup of the current definitions.
+    pub async fn run_once(&self) -> Result<RollupReport> {
+        let settled_ms = self.clock.now_ms() - self.config.settle.as_millis() as i64;
+        // Hours that ended at or before the settle point.
+        let before_hour = settled_ms.div_euclid(HOUR_MS);
+        let version = definitions_version();
+        let backlog = self.catalog.rollup_backlog(before_hour, &version, self.config.hours_per_pass).await?;
+        let mut report = RollupReport::default();
+        for hour in backlog {
+            match self.compute_hour(hour, &version).await? {
+                Some(rows) => {
+                    report.hours += 1;
+                    report.rows += rows;
+                }
+                None => report.lost_races += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    async fn rules_of(&self, tenant: &str) -> Result<SessionRules> {
+        let Ok(id) = TenantId::new(tenant) else { return Ok(SessionRules::default()) };
+        let config = self.settings.get(&id).await?;
+        Ok(config.map(|c| SessionRules::from(&c.settings)).unwrap_or_default())
+    }
+
+    /// Computes and commits `hour`; the rows written, or `None` when another job committed
+    /// the hour first.
+    pub async fn compute_hour(&self, hour: i64, version: &str) -> Result<Option<u64>> {
+        let previous = self.catalog.rollup_hours(hour, hour + 1).await?.into_iter().next().map(|r| r.file_id);
+        // Read before the events: any file that lands later has a larger id and makes the
+        // hour stale again.
+        let input_file_id = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
+        let range = TimeRange { start_ms: hour * HOUR_MS, end_ms: (hour + 1) * HOUR_MS };
+        let cache = HourCache::new(Arc::clone(&self.store), Arc::clone(&self.catalog), dataset::columns(true));
+        let mut facts = FactsBuilder::new(range);
+        let mut window = range;
+        for tenant in cache.tenants(hour).await? {
+            let rules = self.rules_of(&tenant).await?;
+            let data = dataset::load(&cache.tenant(&tenant), range, &rules, true).await.map_err(report_error)?;
+            window.start_ms = window.start_ms.min(data.window.start_ms);
+            window.end_ms = window.end_ms.max(data.window.end_ms);
+            facts.add(&tenant, &data, &rules);
+        }
+        drop(cache);
+        let facts = facts.finish()?;
+        let rows = run_rollups(&facts).await?;
+        let Some(batch) = rows else {
+            return Ok(Some(0));
+        };
+        let row_count = batch.num_rows() as u64;
+        let Some((sorted, stats)) = sort_for_parquet(&batch)? else { return Ok(Some(0)) };
+        let data = encode_parquet(&sorted, &self.config.parquet)?;
+        let key = PartitionKey { table: TableName::Rollups, hour, shard: 0 };
+        let generation = u64::try_from(input_file_id).unwrap_or(0);
+        let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
+        let bytes = data.len() as u64;
+        self.store
+            .put(&Path::from(path.as_str()), PutPayload::from(data))
+            .await
+            .map_err(|source| Error::Object { path: path.clone(), source })?;
+        let file = NewFile::new(key, generation, path.clone(), bytes, stats, None);
+        let state = NewRollupHour {
+            hour,
+            input_file_id,
+            window_start_hour: window.start_ms.div_euclid(HOUR_MS),
+            window_end_hour: (window.end_ms - 1).div_euclid(HOUR_MS),
+            definitions: version.to_string(),
+            rows: row_count,
+        };
+        if self.catalog.commit_rollup_hour(&state, &file, previous).await? {
+            tracing::debug!(hour, rows = row_count, "rollup hour committed");
+            Ok(Some(row_count))
+        } else {
+            if let Err(e) = self.store.delete(&Path::from(path.as_str())).await {
+                tracing::warn!(path, error = %e, "deleting an uncommitted rollup file failed");
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn report_error(e: hourglass_report::Error) -> Error {
+    Error::Report(Box::new(e))
+}
+
+/// Runs every rollup's SQL over `facts` and returns their rows in the `rollups` schema.
+async fn run_rollups(facts: &hourglass_report::facts::Facts) -> Result<Option<RecordBatch>> {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    udaf::register(&ctx);
+    for (name, batch) in facts.tables() {
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
+        ctx.register_table(name, Arc::new(table))?;
+    }
+    let target = schema::rollups();
+    let mut out = Vec::new();
+    for rollup in rollups::all() {
+        let batches = ctx.sql(rollup.sql).await?.collect().await?;
+        for batch in batches {
+            if batch.num_rows() > 0 {
+                out.push(conform(&batch, rollup.name, &target)?);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(concat_batches(&target, &out)?))
+}
+
+/// A rollup's SQL result in the `rollups` schema: `hour` becomes `timestamp`, the rollup's
+/// name is added, dimensions it lacks are null, counts and revenue of absent halves are 0.
+fn conform(batch: &RecordBatch, rollup: &str, target: &SchemaRef) -> Result<RecordBatch> {
+    let rows = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for field in target.fields() {
+        let source = match field.name().as_str() {
+            name if name == col::ROLLUP_NAME => {
+                columns.push(Arc::new(StringArray::from(vec![rollup; rows])));
+                continue;
+            }
+            name if name == col::TIMESTAMP => batch.column_by_name("hour"),
+            name => batch.column_by_name(name),
+        };
+        let column = match source {
+            Some(c) if c.data_type() == field.data_type() => Arc::clone(c),
+            Some(c) => cast(c, field.data_type())?,
+            None => new_null_array(field.data_type(), rows),
+        };
+        // Sums over an empty half are null in SQL; the table stores 0.
+        let column = if !field.is_nullable() && column.null_count() > 0 { fill_zero(&column)? } else { column };
+        columns.push(column);
+    }
+    Ok(RecordBatch::try_new(Arc::clone(target), columns)?)
+}
+
+/// `column` with nulls replaced by zero (integers and floats).
+fn fill_zero(column: &ArrayRef) -> Result<ArrayRef> {
+    use arrow::array::{Float64Array, Int64Array};
+    use arrow::datatypes::DataType;
+    Ok(match column.data_type() {
+        DataType::Int64 => {
+            let a = column.as_any().downcast_ref::<Int64Array>().ok_or(Error::Shape("Int64"))?;
+            Arc::new(a.iter().map(|v| Some(v.unwrap_or(0))).collect::<Int64Array>())
+        }
+        DataType::Float64 => {
+            let a = column.as_any().downcast_ref::<Float64Array>().ok_or(Error::Shape("Float64"))?;
+            Arc::new(a.iter().map(|v| Some(v.unwrap_or(0.0))).collect::<Float64Array>())
+        }
+        _ => Arc::clone(column),
+    })
+}
