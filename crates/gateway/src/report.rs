@@ -50,7 +50,6 @@ async fn run(
     let result = engine.report(&tenant, &request).await;
     metrics::REPORT_SECONDS.observe(started.elapsed());
     let mut body = result?;
-    body["meta"]["cache_hit"] = serde_json::Value::Bool(false);
     body["meta"]["elapsed_ms"] = serde_json::json!(started.elapsed().as_millis() as u64);
     Ok(Json(body).into_response())
 }

@@ -14,6 +14,7 @@
 
 mod admission;
 mod buffer_source;
+pub mod caches;
 mod error;
 mod functions;
 mod imported_table;
@@ -31,7 +32,9 @@ pub use admission::AdmissionConfig;
 pub use buffer_source::{BufferSource, BufferedChunk};
 pub use error::{Error, Result};
 pub use imported_table::{decode_schema, encode_schema};
-pub use querier::{Described, Querier, QueryConfig, QueryResult, RunOptions, SESSIONS_TABLE, Scope, SessionSetup};
+pub use querier::{
+    Buffered, Described, Querier, QueryConfig, QueryResult, RunOptions, SESSIONS_TABLE, Scope, SessionSetup,
+};
 pub use running::{Interface, QueryInfo};
 pub use table::TenantTable;
 pub use time_bounds::TimeBounds;

@@ -41,4 +41,5 @@ pub fn render(out: &mut String) {
     QUERIES_REFUSED.render(out);
     SPILLS.render(out);
     SPILLED_BYTES.render(out);
+    crate::caches::render(out);
 }

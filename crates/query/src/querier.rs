@@ -41,6 +41,8 @@ pub struct QueryConfig {
     pub spill_limit_bytes: u64,
     /// Memory for cached Parquet footers and page indexes.
     pub metadata_cache_bytes: usize,
+    /// Memory for cached byte ranges of Parquet objects (the hot pages of recent queries).
+    pub object_cache_bytes: usize,
     /// Parallelism of one query.
     pub target_partitions: usize,
     /// Largest result one query may return.
@@ -60,6 +62,7 @@ impl Default for QueryConfig {
             query_memory_limit_bytes: 512 * 1024 * 1024,
             spill_limit_bytes: 16 * 1024 * 1024 * 1024,
             metadata_cache_bytes: 128 * 1024 * 1024,
+            object_cache_bytes: 256 * 1024 * 1024,
             target_partitions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             max_result_bytes: 256 * 1024 * 1024,
             max_result_rows: 10_000_000,
@@ -132,6 +135,15 @@ pub struct Querier {
     settings: SettingsCache,
 }
 
+/// A tenant's events in ingester buffers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Buffered {
+    /// The UTC hours (hours since the epoch) they fall in.
+    pub hours: std::collections::BTreeSet<i64>,
+    /// How many rows (buffers only grow until a persist, which adds a file instead).
+    pub rows: usize,
+}
+
 /// Name of the computed table of sessions every tenant session has.
 pub const SESSIONS_TABLE: &str = "sessions";
 
@@ -146,14 +158,24 @@ impl Querier {
         buffers: Vec<Arc<dyn BufferSource>>,
         cpu: Option<tokio::runtime::Handle>,
     ) -> Result<Self> {
+        let metadata: Arc<dyn datafusion::execution::cache::Cache<_, _>> =
+            Arc::new(crate::caches::MetadataCache::new(config.metadata_cache_bytes));
+        let caches = datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+            .with_file_metadata_cache(Some(metadata))
+            .with_metadata_cache_limit(config.metadata_cache_bytes);
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.memory_limit_bytes, 1.0)
-            .with_metadata_cache_limit(config.metadata_cache_bytes)
+            .with_cache_manager(caches)
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_max_temp_directory_size(config.spill_limit_bytes),
             )
             .build_arc()?;
         let store_url = ObjectStoreUrl::parse("hourglass://data")?;
+        let store: Arc<dyn ObjectStore> = if config.object_cache_bytes > 0 {
+            Arc::new(crate::caches::CachingStore::new(store, config.object_cache_bytes))
+        } else {
+            store
+        };
         runtime.register_object_store(store_url.as_ref(), store);
         let admission = Arc::new(Admission::new(config.admission.clone()));
         let running = Arc::new(RunningQueries::default());
@@ -378,12 +400,12 @@ impl Querier {
         .await
     }
 
-    /// The UTC hours (hours since the epoch) in which `tenant` has events still in an
-    /// ingester's buffer (including chunks being persisted right now): what a report cannot
-    /// take from rollups yet.
-    pub async fn buffered_hours(&self, tenant: &TenantId) -> Result<std::collections::BTreeSet<i64>> {
+    /// What of `tenant`'s events is still in ingester buffers (including chunks being
+    /// persisted right now): what a report cannot take from rollups yet, and what a cached
+    /// report must not have missed.
+    pub async fn buffered(&self, tenant: &TenantId) -> Result<Buffered> {
         use datafusion::arrow::array::AsArray;
-        let mut hours = std::collections::BTreeSet::new();
+        let mut out = Buffered::default();
         for source in &self.buffers {
             let chunks =
                 source.snapshot(TableName::Events, tenant, 0, i64::MAX / 2).await.map_err(DataFusionError::External)?;
@@ -394,10 +416,11 @@ impl Querier {
                 else {
                     continue;
                 };
-                hours.extend(times.values().iter().map(|t| hourglass_types::partition::hour_of(*t)));
+                out.rows += times.len();
+                out.hours.extend(times.values().iter().map(|t| hourglass_types::partition::hour_of(*t)));
             }
         }
-        Ok(hours)
+        Ok(out)
     }
 
     async fn read_table(

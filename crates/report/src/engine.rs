@@ -14,12 +14,13 @@ use async_trait::async_trait;
 use chrono_tz::Tz;
 use hourglass_catalog::{Catalog, RollupHour, SettingsCache};
 use hourglass_processor::sessions::SessionRules;
-use hourglass_query::Querier;
+use hourglass_query::{Buffered, Querier};
 use hourglass_types::settings::parse_timezone;
 use hourglass_types::{Clock, TenantId, TenantSettings};
 use serde_json::Value;
 
-use crate::aggregate::{Partial, Spec, aggregate, merge_into};
+use crate::aggregate::{Spec, aggregate, merge_into};
+use crate::cache::{Caches, Entry, Validators};
 use crate::dataset::{self, Dataset, EventSource};
 use crate::error::{Error, Result};
 use crate::facts::rules_hash;
@@ -46,7 +47,7 @@ impl EventSource for QuerierSource<'_> {
 }
 
 /// Answers report requests from rollups where they can, and from the querier's view of a
-/// tenant's events for the rest.
+/// tenant's events for the rest, keeping recent answers (see [`crate::cache`]).
 #[derive(Debug)]
 pub struct Engine {
     querier: Arc<Querier>,
@@ -54,6 +55,7 @@ pub struct Engine {
     settings: SettingsCache,
     clock: Arc<dyn Clock>,
     use_rollups: bool,
+    caches: Caches,
 }
 
 fn answer(data: &Dataset, specs: &Specs, range: &TimeRange, rules: &SessionRules) -> Answer {
@@ -84,6 +86,11 @@ struct RangeOutcome {
     rollup_hours: usize,
     raw_spans: usize,
     approximate: bool,
+    /// The hours (first, last) of each window events were read from.
+    windows: Vec<(i64, i64)>,
+    /// The hours a rollup could answer before settings were checked, with their files (-1
+    /// for hours without events).
+    clean_files: BTreeSet<(i64, i64)>,
 }
 
 /// The settings and sources a request is answered with.
@@ -96,6 +103,16 @@ struct Job<'a> {
     total_specs: Specs,
     props: bool,
     fast: bool,
+    /// The tenant's buffered events, read before any events were.
+    buffered: Buffered,
+}
+
+/// A hash of a value's debug form, for cache keys within this process.
+fn token(value: &impl std::fmt::Debug) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{value:?}").hash(&mut h);
+    h.finish()
 }
 
 impl Engine {
@@ -103,12 +120,20 @@ impl Engine {
     /// time from `clock`.
     pub fn new(querier: Arc<Querier>, catalog: Arc<dyn Catalog>, clock: Arc<dyn Clock>) -> Self {
         let settings = SettingsCache::new(Arc::clone(&catalog));
-        Self { querier, catalog, settings, clock, use_rollups: true }
+        let caches = Caches::new(64 << 20, 256 << 20);
+        Self { querier, catalog, settings, clock, use_rollups: true, caches }
     }
 
     /// The same engine answering every report from events only.
     pub fn without_rollups(mut self) -> Self {
         self.use_rollups = false;
+        self
+    }
+
+    /// The same engine with caches of about `response_bytes` of responses and `rollup_bytes`
+    /// of rollup aggregates.
+    pub fn with_cache_sizes(mut self, response_bytes: u64, rollup_bytes: u64) -> Self {
+        self.caches = Caches::new(response_bytes, rollup_bytes);
         self
     }
 
@@ -149,8 +174,8 @@ impl Engine {
         Ok(crate::metadata::document(&keys))
     }
 
-    /// Answers `request` for `tenant` with the response body (`meta.elapsed_ms` and
-    /// `meta.cache_hit` are the caller's).
+    /// Answers `request` for `tenant` with the response body (`meta.elapsed_ms` is the
+    /// caller's).
     pub async fn report(&self, tenant: &TenantId, request: &ReportRequest) -> Result<Value> {
         let settings = self.settings_of(tenant).await?;
         let rules = SessionRules::from(&settings);
@@ -163,6 +188,27 @@ impl Engine {
             _ => None,
         };
         let ranges = ranges(request, tz, now, first)?;
+        let buffered = self.querier.buffered(tenant).await?;
+        // Realtime answers move with the clock: never cached.
+        let key = (request.kind == ReportKind::Standard).then(|| {
+            format!(
+                "{tenant}\u{1f}{request:?}\u{1f}{ranges:?}\u{1f}{rules:?}\u{1f}{}\u{1f}{}",
+                definitions_version(),
+                self.use_rollups
+            )
+        });
+        if let Some(key) = &key
+            && let Some(entry) = self.caches.response(key)
+            && self.still_valid(&buffered, &entry.validators, &ranges).await?
+        {
+            crate::cache::RESPONSE_HITS.inc();
+            let mut body = (*entry.body).clone();
+            body["meta"]["cache_hit"] = Value::Bool(true);
+            return Ok(body);
+        }
+        crate::cache::RESPONSE_MISSES.inc();
+        // Read before any events: an events file that lands later is newer than this.
+        let high_water = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
         let job = Job {
             request,
             tenant,
@@ -172,6 +218,7 @@ impl Engine {
             total_specs: specs(request, &[], tz, now),
             props: needs_props(request),
             fast: request.accuracy == Accuracy::Fast,
+            buffered,
         };
         let main = self.answer_range(&job, ranges.main.range).await?;
         let compare = match &ranges.compare {
@@ -181,11 +228,19 @@ impl Engine {
 
         let mut used: BTreeSet<&str> = main.rollups.clone();
         let (mut rollup_hours, mut raw_spans, mut approximate) = (main.rollup_hours, main.raw_spans, main.approximate);
+        let mut validators = Validators {
+            rollup_hours: vec![main.clean_files.clone()],
+            high_water,
+            windows: main.windows.clone(),
+            buffered: job.buffered.clone(),
+        };
         if let Some(c) = &compare {
             used.extend(c.rollups.iter());
             rollup_hours += c.rollup_hours;
             raw_spans += c.raw_spans;
             approximate |= c.approximate;
+            validators.rollup_hours.push(c.clean_files.clone());
+            validators.windows.extend(c.windows.iter().copied());
         }
         let names = used.iter().copied().collect::<Vec<_>>().join(",");
         let path = match (used.is_empty(), raw_spans) {
@@ -221,42 +276,91 @@ impl Engine {
             rules: &job.rules,
             provenance,
         };
-        Ok(respond(&computed))
+        let mut body = respond(&computed);
+        body["meta"]["cache_hit"] = Value::Bool(false);
+        if let Some(key) = key {
+            self.caches.keep_response(key, Entry { body: Arc::new(body.clone()), validators: Arc::new(validators) });
+        }
+        Ok(body)
     }
 
-    /// The hours of `[first_hour, end_hour)` a rollup can answer: fresh, of the current
+    /// Whether a cached answer still holds: the tenant's buffer, the rollup hours it used and
+    /// the events files of the windows it read are as they were.
+    async fn still_valid(
+        &self,
+        buffered: &Buffered,
+        validators: &Validators,
+        ranges: &crate::report::Ranges,
+    ) -> Result<bool> {
+        if *buffered != validators.buffered {
+            return Ok(false);
+        }
+        for (first, last) in &validators.windows {
+            if self.catalog.events_high_water(*first, *last).await? > validators.high_water {
+                return Ok(false);
+            }
+        }
+        let all = std::iter::once(&ranges.main).chain(ranges.compare.iter());
+        for (range, recorded) in all.zip(&validators.rollup_hours) {
+            if recorded.is_empty() {
+                continue;
+            }
+            let (first_hour, end_hour) = hour_bounds(&range.range);
+            let (_, files) = self.clean_hours(buffered, first_hour, end_hour).await?;
+            if files != *recorded {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The whole hours of `[first_hour, end_hour)` a rollup can answer: fresh, of the current
     /// definitions, with none of the tenant's events buffered in their window; and hours with
-    /// no events at all. Also the hours among them that have rollup rows to read.
+    /// no events at all. Returns them, and them with their rollup files (-1 where there is
+    /// none to read).
     async fn clean_hours(
         &self,
-        tenant: &TenantId,
+        buffered: &Buffered,
         first_hour: i64,
         end_hour: i64,
-    ) -> Result<(BTreeSet<i64>, BTreeSet<i64>)> {
+    ) -> Result<(BTreeSet<i64>, BTreeSet<(i64, i64)>)> {
         let version = definitions_version();
         let states = self.catalog.rollup_hours(first_hour, end_hour).await?;
         let fresh: HashMap<i64, &RollupHour> =
             states.iter().filter(|s| s.fresh && s.definitions == version).map(|s| (s.hour, s)).collect();
         let with_events: BTreeSet<i64> = self.catalog.event_hours(first_hour, end_hour).await?.into_iter().collect();
-        let buffered = self.querier.buffered_hours(tenant).await?;
-        let buffered_in = |lo: i64, hi: i64| buffered.range(lo..=hi).next().is_some();
+        let buffered_in = |lo: i64, hi: i64| buffered.hours.range(lo..=hi).next().is_some();
         let mut clean = BTreeSet::new();
-        let mut with_rows = BTreeSet::new();
+        let mut files = BTreeSet::new();
         for hour in first_hour..end_hour {
             match fresh.get(&hour) {
                 Some(state) if !buffered_in(state.window_start_hour, state.window_end_hour) => {
                     clean.insert(hour);
-                    with_rows.insert(hour);
+                    files.insert((hour, state.file_id));
                 }
                 Some(_) => {}
                 // No events at all: no session starts and nothing happens in the hour.
                 None if !with_events.contains(&hour) && !buffered_in(hour, hour) => {
                     clean.insert(hour);
+                    files.insert((hour, -1));
                 }
                 None => {}
             }
         }
-        Ok((clean, with_rows))
+        Ok((clean, files))
+    }
+
+    /// The rows of `rollup` in the hours of `files` that have a file, read once.
+    async fn rollup_rows(
+        &self,
+        job: &Job<'_>,
+        rollup: &Rollup,
+        files: &BTreeSet<(i64, i64)>,
+    ) -> Result<Vec<RecordBatch>> {
+        let with_rows: Vec<i64> = files.iter().filter(|(_, f)| *f >= 0).map(|(h, _)| *h).collect();
+        let (Some(lo), Some(hi)) = (with_rows.first(), with_rows.last()) else { return Ok(Vec::new()) };
+        let columns = planner::columns(rollup, job.fast);
+        Ok(self.querier.read_rollup(job.tenant, rollup.name, &columns, lo * HOUR_MS, (hi + 1) * HOUR_MS).await?.batches)
     }
 
     /// Answers the row and total queries over `range`.
@@ -266,8 +370,7 @@ impl Engine {
             .flat_map(|s| std::iter::once(&s.main).chain(s.bounce.iter()).chain(s.conversion.iter()))
             .collect();
         let chosen: Option<Vec<&'static Rollup>> = specs.iter().map(|s| planner::choose(s)).collect();
-        let first_hour = (range.start_ms + HOUR_MS - 1).div_euclid(HOUR_MS);
-        let end_hour = range.end_ms.div_euclid(HOUR_MS);
+        let (first_hour, end_hour) = hour_bounds(&range);
         let eligible = self.use_rollups
             && job.request.kind == ReportKind::Standard
             && end_hour > first_hour
@@ -277,49 +380,75 @@ impl Engine {
             _ => return self.raw_range(job, range).await,
         };
 
-        let (mut clean, with_rows) = self.clean_hours(job.tenant, first_hour, end_hour).await?;
-        let mut batches: HashMap<&'static str, Vec<RecordBatch>> = HashMap::new();
-        if let (Some(lo), Some(hi)) = (with_rows.first(), with_rows.last()) {
-            let rules_id = rules_hash(&job.rules);
-            let distinct: BTreeSet<&'static str> = chosen.iter().map(|r| r.name).collect();
-            for name in distinct {
-                let Some(rollup) = rollups::by_name(name) else { continue };
-                let columns = planner::columns(rollup, job.fast);
-                let read =
-                    self.querier.read_rollup(job.tenant, name, &columns, lo * HOUR_MS, (hi + 1) * HOUR_MS).await?;
-                // Hours computed under other settings are answered from events.
-                for hour in planner::mismatched_hours(&read.batches, rules_id)? {
-                    clean.remove(&hour);
+        let (mut clean, files) = self.clean_hours(&job.buffered, first_hour, end_hour).await?;
+        let files_token = token(&files);
+        let rules_id = rules_hash(&job.rules);
+        let tenant = job.tenant;
+        let distinct: BTreeSet<&'static str> = chosen.iter().map(|r| r.name).collect();
+        let mut read: HashMap<&'static str, Vec<RecordBatch>> = HashMap::new();
+        for name in &distinct {
+            let Some(rollup) = rollups::by_name(name) else { continue };
+            // Hours computed under other settings are answered from events.
+            let key = format!("m\u{1f}{tenant}\u{1f}{name}\u{1f}{files_token}\u{1f}{rules_id}");
+            let mismatched = match self.caches.mismatches(&key) {
+                Some(m) => m,
+                None => {
+                    let batches = self.rollup_rows(job, rollup, &files).await?;
+                    let m = Arc::new(planner::mismatched_hours(&batches, rules_id)?);
+                    self.caches.keep_mismatches(key, Arc::clone(&m));
+                    read.insert(name, batches);
+                    m
                 }
-                batches.insert(name, read.batches);
+            };
+            for hour in mismatched.iter() {
+                clean.remove(hour);
             }
         }
 
-        let mut outcome = RangeOutcome::default();
+        let mut outcome = RangeOutcome { clean_files: files.clone(), ..RangeOutcome::default() };
         let spans = outside(range, &clean);
         for span in &spans {
             let part = self.raw_range(job, *span).await?;
             merge_answer(&mut outcome.rows, part.rows);
             merge_answer(&mut outcome.totals, part.totals);
+            outcome.windows.extend(part.windows);
         }
         outcome.raw_spans = spans.len();
         outcome.rollup_hours = clean.len();
 
-        let empty = Vec::new();
+        let clean_token = token(&clean);
         let mut picks = chosen.iter();
-        let mut next = |spec: &Spec| -> Result<Partial> {
-            let rollup = picks.next().copied().ok_or(Error::MissingColumn("rollup choice"))?;
-            planner::aggregate(batches.get(rollup.name).unwrap_or(&empty), rollup, spec, &clean, job.fast)
-        };
-        for (specs, target) in [(&job.row_specs, &mut outcome.rows), (&job.total_specs, &mut outcome.totals)] {
-            let part = Answer {
-                main: next(&specs.main)?,
-                bounce: specs.bounce.as_ref().map(&mut next).transpose()?,
-                conversion: specs.conversion.as_ref().map(&mut next).transpose()?,
-            };
-            merge_answer(target, part);
+        for (specs, rows) in [(&job.row_specs, true), (&job.total_specs, false)] {
+            let mut part = Answer::default();
+            for (slot, spec) in [(0, Some(&specs.main)), (1, specs.bounce.as_ref()), (2, specs.conversion.as_ref())] {
+                let Some(spec) = spec else { continue };
+                let rollup = picks.next().copied().ok_or(Error::MissingColumn("rollup choice"))?;
+                let key = format!(
+                    "p\u{1f}{tenant}\u{1f}{}\u{1f}{spec:?}\u{1f}{}\u{1f}{files_token}\u{1f}{clean_token}",
+                    rollup.name, job.fast
+                );
+                let partial = match self.caches.partial(&key) {
+                    Some(p) => p,
+                    None => {
+                        if !read.contains_key(rollup.name) {
+                            read.insert(rollup.name, self.rollup_rows(job, rollup, &files).await?);
+                        }
+                        let rows_of = read.get(rollup.name).map(Vec::as_slice).unwrap_or_default();
+                        let p = Arc::new(planner::aggregate(rows_of, rollup, spec, &clean, job.fast)?);
+                        self.caches.keep_partial(key, Arc::clone(&p));
+                        p
+                    }
+                };
+                let partial = (*partial).clone();
+                match slot {
+                    0 => part.main = partial,
+                    1 => part.bounce = Some(partial),
+                    _ => part.conversion = Some(partial),
+                }
+            }
+            merge_answer(if rows { &mut outcome.rows } else { &mut outcome.totals }, part);
         }
-        if !batches.values().all(Vec::is_empty) {
+        if files.iter().any(|(h, f)| *f >= 0 && clean.contains(h)) {
             outcome.rollups = chosen.iter().map(|r| r.name).collect();
             outcome.approximate = job.fast;
         }
@@ -329,13 +458,20 @@ impl Engine {
     /// Answers the row and total queries over `range` from events.
     async fn raw_range(&self, job: &Job<'_>, range: TimeRange) -> Result<RangeOutcome> {
         let data = dataset::load(&job.source, range, &job.rules, job.props).await?;
+        let window = (data.window.start_ms.div_euclid(HOUR_MS), (data.window.end_ms - 1).div_euclid(HOUR_MS));
         Ok(RangeOutcome {
             rows: answer(&data, &job.row_specs, &range, &job.rules),
             totals: answer(&data, &job.total_specs, &range, &job.rules),
             raw_spans: 1,
+            windows: vec![window],
             ..RangeOutcome::default()
         })
     }
+}
+
+/// The whole UTC hours inside `range`: `[first, end)`, hours since the epoch.
+fn hour_bounds(range: &TimeRange) -> (i64, i64) {
+    ((range.start_ms + HOUR_MS - 1).div_euclid(HOUR_MS), range.end_ms.div_euclid(HOUR_MS))
 }
 
 /// The spans of `range` outside the whole hours of `hours`.

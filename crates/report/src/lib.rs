@@ -10,6 +10,7 @@
 //! totals (computed, never summed), comparisons and time labels.
 
 pub mod aggregate;
+pub mod cache;
 pub mod dataset;
 pub mod dimension;
 mod engine;

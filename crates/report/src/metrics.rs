@@ -18,4 +18,5 @@ pub fn render(out: &mut String) {
     REPORT_SECONDS.render(out);
     REPORTS_RAW.render(out);
     REPORTS_ROLLUP.render(out);
+    crate::cache::render(out);
 }

@@ -488,6 +488,89 @@ async fn wait_for_rollups(server: &TestServer, streams: &[Stream]) {
     }
 }
 
+/// `"accuracy": "fast"` reads visitor sketches from rollups: within the error bound the
+/// answer states of the exact count.
+async fn check_fast(server: &TestServer, streams: &[Stream]) {
+    for s in streams {
+        let reader = server.admin().with_token(&s.creds.read_token);
+        for dims in [json!([]), json!(["visit:source"]), json!(["time:day"]), json!(["event:page"])] {
+            let exact = json!({"date_range": "7d", "metrics": ["visitors", "visits"], "dimensions": dims});
+            let mut fast = exact.clone();
+            fast["accuracy"] = json!("fast");
+            let (e, f) = (report(&reader, &exact).await, report(&reader, &fast).await);
+            assert_eq!(f["meta"]["accuracy"], "fast", "{}", f["meta"]);
+            assert_eq!(e["meta"]["accuracy"], "exact");
+            let bound = f["meta"]["error_bound"]["visitors_relative"].as_f64().expect("a stated bound");
+            assert!(bound > 0.0 && bound < 0.1);
+            let rows = |r: &Value| r["rows"].as_array().cloned().unwrap_or_default();
+            assert_eq!(rows(&e).len(), rows(&f).len(), "the same rows");
+            for (re, rf) in rows(&e).iter().zip(rows(&f)).chain(std::iter::once((&e["totals"], f["totals"].clone()))) {
+                let (x, y) = (re["metrics"][0].as_f64().unwrap_or(0.0), rf["metrics"][0].as_f64().unwrap_or(0.0));
+                assert!((x - y).abs() <= (bound * x).ceil() + 1.0, "{}: fast {y} vs exact {x} ({dims})", s.tenant);
+                assert_eq!(re["metrics"][1], rf["metrics"][1], "visits stay exact");
+            }
+        }
+    }
+}
+
+/// A cached report is answered again from the cache until data of its range changes: new
+/// events, late events for a rolled-up hour, or a persist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_report_changes_as_soon_as_its_data_does() {
+    let server = TestServer::start(&["--rollup-interval", "300ms", "--rollup-settle", "1s"]);
+    let creds = server.admin().create_tenant("cache").await.expect("tenant");
+    let (writer, reader) = (server.admin().with_token(&creds.write_key), server.admin().with_token(&creds.read_token));
+    let now = chrono::Utc::now().timestamp_millis();
+    let old = now - 20 * HOUR;
+    let event = |id: &str, ts: i64, path: &str| {
+        json!({"event_id": id, "timestamp": ts, "name": "pageview", "url": format!("https://a.example{path}"), "client_id": id})
+            .to_string()
+    };
+    writer.ingest(format!("{}\n{}", event("a", old, "/x"), event("b", old + 1000, "/y"))).await.expect("ingest");
+    server.admin().flush().await.expect("flush");
+    let request = json!({"date_range": "7d", "metrics": ["visitors", "pageviews"], "dimensions": ["event:page"]});
+    // Wait for the old hour's rollup, so the cache is exercised on the rollup path too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let r = report(&reader, &request).await;
+        if r["meta"]["path"].as_str().is_some_and(|p| p.starts_with("rollup")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no rollup: {}", r["meta"]);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let first = report(&reader, &request).await;
+    let again = report(&reader, &request).await;
+    assert_eq!(again["meta"]["cache_hit"], true, "{}", again["meta"]);
+    assert_eq!(again["rows"], first["rows"]);
+    assert_eq!(first["totals"]["metrics"], json!([2, 2]));
+
+    // A new event in the range: the next answer is computed, and counts it.
+    writer.ingest(event("c", now, "/x")).await.expect("ingest");
+    let fresh = report(&reader, &request).await;
+    assert_eq!(fresh["meta"]["cache_hit"], false);
+    assert_eq!(fresh["totals"]["metrics"], json!([3, 3]));
+    assert_eq!(report(&reader, &request).await["meta"]["cache_hit"], true);
+
+    // A late event for the rolled-up hour: counted at once (the hour comes from events while
+    // its rollup is stale).
+    writer.ingest(event("d", old + 2000, "/z")).await.expect("ingest");
+    let late = report(&reader, &request).await;
+    assert_eq!(late["meta"]["cache_hit"], false);
+    assert_eq!(late["totals"]["metrics"], json!([4, 4]));
+    server.admin().flush().await.expect("flush");
+    let persisted = report(&reader, &request).await;
+    assert_eq!(persisted["totals"]["metrics"], json!([4, 4]), "{}", persisted["meta"]);
+    let metrics = reqwest::get(format!("{}/metrics", server.url)).await.expect("metrics").text().await.expect("text");
+    for name in [
+        "hourglass_report_cache_hit_ratio",
+        "hourglass_cache_parquet_metadata_hit_ratio",
+        "hourglass_cache_object_bytes_hit_ratio",
+    ] {
+        assert!(metrics.contains(name), "{name} on /metrics");
+    }
+}
+
 /// Rollups answer exactly what events do: the oracle's numbers, with rollups materialized,
 /// with late events still buffered for rolled-up hours, with those hours stale after a
 /// persist, after they are computed again, and with rollups switched off.
@@ -504,6 +587,8 @@ async fn rollups_answer_exactly_what_events_do() {
     // The newest hours (and a range's partial edges) always come from events.
     assert!(paths.iter().any(|p| p.starts_with("rollup:")), "{paths:?}");
     assert!(paths.contains("raw"), "filters no rollup covers are answered from events: {paths:?}");
+
+    check_fast(&server, &streams).await;
 
     // Late events for rolled-up hours, still in the buffer: those hours come from events.
     send(&server, &streams, 2).await;
