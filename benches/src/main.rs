@@ -5,6 +5,7 @@
 //! Build and run in release: `cargo run --release -p hourglass-bench -- --help`.
 
 mod ab;
+mod dashboard;
 mod data;
 mod ingest;
 mod processor;
@@ -58,6 +59,30 @@ struct Args {
     /// Path of the `hourglass` binary (default: next to this one).
     #[arg(long)]
     hourglass: Option<std::path::PathBuf>,
+    /// Run the dashboard benchmark instead: generate a data set as persisted partitions
+    /// (--events over --days for --tenants Zipf-skewed tenants), let `hourglass serve` roll it
+    /// up, then time the 15 reports of a dashboard over 30 days for the largest and a median
+    /// tenant, cold and warm, against the same reports from events only and equivalent SQL.
+    #[arg(long)]
+    dashboard: bool,
+    /// Events the dashboard benchmark generates.
+    #[arg(long, default_value_t = 100_000_000)]
+    events: u64,
+    /// Tenants the dashboard benchmark generates (Zipf-skewed).
+    #[arg(long, default_value_t = 10_000)]
+    dashboard_tenants: usize,
+    /// Days of traffic the dashboard benchmark generates.
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// Cold dashboard loads (each on a restarted server) per tenant.
+    #[arg(long, default_value_t = 3)]
+    cold_loads: usize,
+    /// Warm dashboard loads after each cold one.
+    #[arg(long, default_value_t = 10)]
+    warm_loads: usize,
+    /// Keep (or reuse) the dashboard benchmark's data directory here.
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
     /// Compare ingest throughput with another `hourglass` binary instead (for example one built
     /// from before a processor change): both serve side by side, 16 clients x 1000 events,
     /// runs interleaved; --ingest-events events per run.
@@ -87,6 +112,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("hourglass"),
     };
+    if args.dashboard {
+        let options = dashboard::Options {
+            events: args.events,
+            days: args.days,
+            tenants: args.dashboard_tenants.max(1),
+            cold_loads: args.cold_loads.max(1),
+            warm_loads: args.warm_loads.max(1),
+            keep: args.keep.clone(),
+        };
+        return dashboard::run(&binary, &options).await;
+    }
     if let Some(other) = &args.against {
         return ab::ingest(&binary, other, args.ingest_events, args.runs, args.tenants).await;
     }

@@ -49,6 +49,8 @@ pub(crate) struct Server {
     pub pg_addr: Option<String>,
     pub parquet: ParquetHome,
     pub description: String,
+    binary: PathBuf,
+    data_dir: PathBuf,
     dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
     _s3: Option<S3Server>,
@@ -95,14 +97,34 @@ impl Server {
     pub(crate) fn start(binary: &Path) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let data_dir = dir.path().join("data");
+        Self::serve(binary, dir, &data_dir, &[])
+    }
+
+    /// `hourglass serve` on an existing data directory, with `extra` flags.
+    pub(crate) fn start_on(binary: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::serve(binary, tempfile::tempdir()?, data_dir, extra)
+    }
+
+    /// Stops every process and starts `hourglass serve` again on the same data directory
+    /// with `extra` flags: caches start cold.
+    pub(crate) fn restart(self, extra: &[&str]) -> anyhow::Result<Self> {
+        let (binary, data_dir) = (self.binary.clone(), self.data_dir.clone());
+        drop(self);
+        Self::start_on(&binary, &data_dir, extra)
+    }
+
+    fn serve(binary: &Path, dir: tempfile::TempDir, data_dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let mut args =
             strings(&["serve", "--http-addr", "127.0.0.1:0", "--admin-token", ADMIN, "--persist-max-age", "30m"]);
         args.extend(strings(&["--grpc-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"]));
         // The interface comparison asks for a million rows as JSON.
         args.extend(strings(&["--query-max-result-bytes", "2GiB"]));
         args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
+        args.extend(strings(extra));
         let proc = spawn(binary, &args, &[], &dir.path().join("serve.log"))?;
         Ok(Self {
+            binary: binary.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
             url: proc.url.clone(),
             grpc_url: proc.grpc_url.clone(),
             pg_addr: proc.pg_addr.clone(),
@@ -164,6 +186,8 @@ impl Server {
         let store = ObjectStoreConfig::S3(config).build()?;
         let url = procs.last().map(|p| p.url.clone()).unwrap_or_default();
         Ok(Self {
+            binary: binary.to_path_buf(),
+            data_dir: dir.path().join("data"),
             url,
             grpc_url: None,
             pg_addr: None,

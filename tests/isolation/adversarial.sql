@@ -37,3 +37,6 @@ SELECT * FROM pg_catalog.pg_database
 SELECT * FROM pg_catalog.pg_stat_activity
 SELECT (SELECT url FROM events WHERE tenant_id = 'victim' LIMIT 1) FROM pg_catalog.pg_class
 SELECT * FROM events e WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_description d WHERE e.tenant_id = 'victim')
+SELECT * FROM rollups WHERE tenant_id = 'victim'
+SELECT DISTINCT tenant_id, rollup_name FROM rollups
+SELECT min(tenant_id), max(page) FROM rollups WHERE tenant_id <> 'attacker'

@@ -118,7 +118,7 @@ def main():
             cur.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"
             )
-            assert [r[0] for r in cur.fetchall()] == ["events", "raw_events", "sessions"]
+            assert [r[0] for r in cur.fetchall()] == ["events", "raw_events", "rollups", "sessions"]
             # Column types by PostgreSQL's names, as Grafana's and Metabase's pickers read them.
             cur.execute(
                 "SELECT column_name, data_type, is_nullable FROM information_schema.columns "

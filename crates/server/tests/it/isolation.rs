@@ -33,7 +33,7 @@ async fn assert_isolated(a: &hourglass_client::Client, b: &hourglass_client::Cli
         .await
         .expect("information_schema");
     let names: Vec<&str> = tables.iter().filter_map(|r| r.get("table_name")?.as_str()).collect();
-    assert_eq!(names, ["events", "raw_events", "sessions"], "{stage}");
+    assert_eq!(names, ["events", "raw_events", "rollups", "sessions"], "{stage}");
 }
 
 #[tokio::test]

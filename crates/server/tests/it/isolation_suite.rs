@@ -22,12 +22,13 @@ fn queries() -> Vec<String> {
         .collect()
 }
 
-/// NDJSON of events whose every field carries the marker.
-fn victim_events(prefix: &str, n: usize) -> String {
+/// NDJSON of events whose every field carries the marker, `age_ms` old.
+fn victim_events(prefix: &str, n: usize, age_ms: i64) -> String {
+    let at = chrono::Utc::now().timestamp_millis() - age_ms;
     (0..n)
         .map(|i| {
             format!(
-                "{{\"event_id\":\"{MARKER}-{prefix}-{i}\",\"name\":\"{MARKER}-purchase\",\"url\":\"https://{MARKER}.example/{MARKER}/{i}?utm_source={MARKER}\",\"user_id\":\"{MARKER}-user\",\"props\":{{\"k\":\"{MARKER}\"}}}}\n"
+                "{{\"event_id\":\"{MARKER}-{prefix}-{i}\",\"timestamp\":{at},\"name\":\"{MARKER}-purchase\",\"url\":\"https://{MARKER}.example/{MARKER}/{i}?utm_source={MARKER}\",\"user_id\":\"{MARKER}-user\",\"props\":{{\"k\":\"{MARKER}\"}}}}\n"
             )
         })
         .collect()
@@ -35,20 +36,31 @@ fn victim_events(prefix: &str, n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_interface_leaks_another_tenants_rows() {
-    let server = TestServer::start(&[]);
+    let server = TestServer::start(&["--rollup-interval", "300ms", "--rollup-settle", "1s"]);
     let (attacker_w, attacker) = server.tenant("attacker").await;
     let (victim_w, victim) = server.tenant("victim").await;
-    // Persisted rows of both share Parquet files; more rows of both stay in the buffer.
+    // Persisted rows of both share Parquet files (events of three hours ago are rolled up
+    // into a shared rollups file too); more rows of both stay in the buffer.
     attacker_w.ingest(pageviews("a1", 20)).await.expect("ingest");
-    victim_w.ingest(victim_events("p", 20)).await.expect("ingest");
+    victim_w.ingest(victim_events("p", 20, 0)).await.expect("ingest");
+    victim_w.ingest(victim_events("old", 5, 3 * 3_600_000)).await.expect("ingest");
     server.admin().flush().await.expect("flush");
     attacker_w.ingest(pageviews("a2", 5)).await.expect("ingest");
-    victim_w.ingest(victim_events("b", 5)).await.expect("ingest");
+    victim_w.ingest(victim_events("b", 5, 0)).await.expect("ingest");
 
-    // Control: the marker is there to be found, by its owner.
+    // Control: the marker is there to be found, by its owner, in events and rollups.
     let own = victim.query_json("SELECT url FROM events").await.expect("the victim's own query");
-    assert_eq!(own.len(), 25);
+    assert_eq!(own.len(), 30);
     assert!(serde_json::to_string(&own).expect("json").contains(MARKER));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let rolled = victim.query_json("SELECT page FROM rollups WHERE page IS NOT NULL").await.expect("rollups");
+        if serde_json::to_string(&rolled).expect("json").contains(MARKER) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the victim's hour was not rolled up");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 
     let queries = queries();
     assert!(queries.len() >= 20, "the suite is short: {}", queries.len());

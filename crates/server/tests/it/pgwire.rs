@@ -59,7 +59,8 @@ async fn psql_browses_and_queries_with_a_read_token() {
     let listing = text(&out);
     assert!(out.status.success(), "{listing}");
     assert!(listing.contains("public | events     | table") && listing.contains("raw_events"), "{listing}");
-    assert!(listing.contains("public | sessions   | table") && listing.contains("(3 rows)"), "{listing}");
+    assert!(listing.contains("public | rollups    | table") && listing.contains("(4 rows)"), "{listing}");
+    assert!(listing.contains("public | sessions   | table"), "{listing}");
 
     let out = psql(&addr, reader.token(), &["-c", r"\d events"]);
     let described = text(&out);

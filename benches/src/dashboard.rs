@@ -1,0 +1,278 @@
+//! The dashboard benchmark (`--dashboard`): a generated data set written as persisted
+//! partitions, rolled up by a real `hourglass serve`, then the 15 reports of a merchant
+//! dashboard over 30 days for the largest and a median tenant, cold (a fresh process) and
+//! warm, with the same reports answered from events only and equivalent SQL in the same run.
+
+mod generate;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hourglass_catalog::{CatalogOptions, SqlCatalog};
+use hourglass_client::Client;
+use hourglass_storage::ObjectStoreConfig;
+use serde_json::{Value, json};
+
+use self::generate::{Shape, tenant_id};
+use crate::server::{ADMIN, Server};
+
+/// The dashboard's reports: name and request.
+fn reports() -> Vec<(&'static str, Value)> {
+    let base =
+        |metrics: Value, dims: Value| json!({"date_range": "30d", "metrics": metrics, "dimensions": dims, "limit": 10});
+    let top = json!(["visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]);
+    let mut headline = base(top, json!([]));
+    headline["compare"] = json!("previous_period");
+    vec![
+        ("top-line metrics, previous period", headline),
+        (
+            "visitors by day",
+            json!({"date_range": "30d", "metrics": ["visitors", "visits", "pageviews"], "dimensions": ["time:day"]}),
+        ),
+        ("top pages", base(json!(["visitors", "pageviews"]), json!(["event:page"]))),
+        ("entry pages", base(json!(["visits", "bounce_rate"]), json!(["visit:entry_page"]))),
+        ("exit pages", base(json!(["visits"]), json!(["visit:exit_page"]))),
+        ("sources", base(json!(["visitors", "visits", "bounce_rate"]), json!(["visit:source"]))),
+        ("referrers", base(json!(["visitors"]), json!(["visit:referrer"]))),
+        ("channels", base(json!(["visitors", "visits"]), json!(["visit:channel"]))),
+        ("campaigns", base(json!(["visitors", "visits"]), json!(["visit:utm_campaign"]))),
+        ("devices", base(json!(["visitors"]), json!(["visit:device"]))),
+        ("browsers", base(json!(["visitors"]), json!(["visit:browser"]))),
+        ("operating systems", base(json!(["visitors"]), json!(["visit:os"]))),
+        ("countries", base(json!(["visitors"]), json!(["visit:country"]))),
+        ("events", base(json!(["visitors", "events"]), json!(["event:name"]))),
+        ("realtime", json!({"metrics": ["current_visitors", "pageviews"]})),
+    ]
+}
+
+/// SQL over `events` and `sessions` giving what a few of the reports give, for the baseline.
+fn equivalent_sql(now_ms: i64) -> Vec<(&'static str, String)> {
+    let since = now_ms - 30 * 86_400_000;
+    let range = format!("started_at >= to_timestamp_millis({since})");
+    vec![
+        (
+            "top-line metrics",
+            format!(
+                "SELECT count(DISTINCT visitor_id), count(*), sum(pageviews), avg(CASE WHEN is_bounce THEN 100.0 ELSE 0.0 END) FROM sessions WHERE {range}"
+            ),
+        ),
+        (
+            "visitors by day",
+            format!(
+                "SELECT date_trunc('day', started_at), count(DISTINCT visitor_id) FROM sessions WHERE {range} GROUP BY 1 ORDER BY 1"
+            ),
+        ),
+        (
+            "top pages",
+            format!(
+                "SELECT path, count(DISTINCT visitor_id), count(*) FROM events WHERE name = 'pageview' AND timestamp >= to_timestamp_millis({since}) GROUP BY 1 ORDER BY 3 DESC LIMIT 10"
+            ),
+        ),
+        (
+            "sources",
+            format!(
+                "SELECT source, count(DISTINCT visitor_id), count(*) FROM sessions WHERE {range} GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
+            ),
+        ),
+        (
+            "countries",
+            format!(
+                "SELECT country, count(DISTINCT visitor_id) FROM sessions WHERE {range} GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
+            ),
+        ),
+    ]
+}
+
+fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
+    samples.sort();
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[index.min(samples.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs one dashboard load: every report in turn, their latencies.
+async fn load(reader: &Client) -> anyhow::Result<Vec<(Duration, String)>> {
+    let mut out = Vec::new();
+    for (name, request) in reports() {
+        let started = Instant::now();
+        let answer =
+            if name == "realtime" { reader.report_realtime(&request).await } else { reader.report(&request).await }
+                .with_context(|| format!("report {name}"))?;
+        out.push((started.elapsed(), answer["meta"]["path"].as_str().unwrap_or("?").to_string()));
+    }
+    Ok(out)
+}
+
+/// Options of the dashboard benchmark.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub events: u64,
+    pub days: u32,
+    pub tenants: usize,
+    pub cold_loads: usize,
+    pub warm_loads: usize,
+    pub keep: Option<std::path::PathBuf>,
+}
+
+async fn prepare(options: &Options, data_dir: &Path) -> anyhow::Result<(u64, Duration)> {
+    std::fs::create_dir_all(data_dir.join("objects"))?;
+    let catalog_url = format!("sqlite://{}", data_dir.join("catalog.db").display());
+    let catalog: Arc<dyn hourglass_catalog::Catalog> =
+        Arc::new(SqlCatalog::open(&catalog_url, &CatalogOptions::default()).await?);
+    let store = ObjectStoreConfig::Local { dir: data_dir.join("objects") }.build()?;
+    let end_ms = chrono_now() - 2 * 3_600_000;
+    let shape = Shape { events: options.events, days: options.days, tenants: options.tenants, end_ms };
+    let started = Instant::now();
+    let written = generate::generate(&shape, store, catalog, 42).await?;
+    Ok((written, started.elapsed()))
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Waits until the last 60 days (a 30-day report and its previous period) are rolled up for
+/// `reader`'s tenant; returns how long that took.
+async fn wait_for_rollups(reader: &Client) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let probe = json!({"date_range": "30d", "metrics": ["visits"], "compare": "previous_period"});
+    loop {
+        let answer = reader.report(&probe).await?;
+        let spans = answer["meta"]["raw_spans"].as_u64().unwrap_or(u64::MAX);
+        if spans <= 2 {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(6 * 3600), "rollups did not catch up");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// The benchmark; prints Markdown.
+pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let data_dir = options.keep.clone().unwrap_or_else(|| scratch.path().join("data"));
+    let reuse = data_dir.join("catalog.db").exists();
+    let (written, generated_in) = if reuse { (0, Duration::ZERO) } else { prepare(options, &data_dir).await? };
+    println!("# Dashboard benchmark\n");
+    if !reuse {
+        println!(
+            "Data: {written} events over {} days, {} tenants (Zipf), written as persisted partitions in {:.0} s ({:.0} events/s through the processor and the Parquet writer).\n",
+            options.days,
+            options.tenants,
+            generated_in.as_secs_f64(),
+            written as f64 / generated_in.as_secs_f64().max(0.001)
+        );
+    }
+    let extra = ["--rollup-interval", "1s"];
+    let mut server = Server::start_on(binary, &data_dir, &extra)?;
+    let admin = server.admin();
+    let largest = tenant_id(0);
+    let median = tenant_id(options.tenants / 2);
+    let mut readers = Vec::new();
+    for id in [&largest, &median] {
+        let creds = match admin.create_tenant(id).await {
+            Ok(c) => c,
+            Err(e) => anyhow::bail!("creating {id} (reusing a data directory needs its tokens): {e}"),
+        };
+        readers.push((id.clone(), creds.read_token, creds.write_key));
+    }
+    let rolled_in = wait_for_rollups(&Client::new(&server.url, &readers[0].1)).await?;
+    println!("Rollups of the last 60 days ready {:.0} s after the server started.\n", rolled_in.as_secs_f64());
+    // A trickle of live traffic, so that the realtime report and the open hour have data.
+    for (_, _, write_key) in &readers {
+        let writer = Client::new(&server.url, write_key);
+        let body: String = (0..50)
+            .map(|i| {
+                format!(
+                    "{{\"name\":\"pageview\",\"url\":\"https://live.example/p{}\",\"client_id\":\"live{i}\"}}\n",
+                    i % 7
+                )
+            })
+            .collect();
+        writer.ingest(body).await?;
+    }
+
+    println!("## Dashboard load, 15 reports over 30 days\n");
+    println!(
+        "| tenant | reports per load | cold p50 ms | cold p99 ms | warm p50 ms | warm p99 ms | events only, warm p50 ms | events only, warm p99 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut per_report: Vec<(String, Vec<Duration>, Vec<Duration>)> = Vec::new();
+    let mut results = Vec::new();
+    for (id, read_token, _) in &readers {
+        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        let mut by_report: Vec<(Vec<Duration>, Vec<Duration>)> = vec![(Vec::new(), Vec::new()); reports().len()];
+        let mut paths = Vec::new();
+        for _ in 0..options.cold_loads {
+            server = server.restart(&extra)?;
+            let reader = Client::new(&server.url, read_token);
+            for (i, (d, path)) in load(&reader).await?.into_iter().enumerate() {
+                cold.push(d);
+                by_report[i].0.push(d);
+                paths.push(path);
+            }
+            for _ in 0..options.warm_loads {
+                for (i, (d, _)) in load(&reader).await?.into_iter().enumerate() {
+                    warm.push(d);
+                    by_report[i].1.push(d);
+                }
+            }
+        }
+        results.push((id.clone(), read_token.clone(), cold, warm, by_report, paths));
+    }
+    // The same reports from events only, in the same run (a server without rollups).
+    server = server.restart(&["--report-rollups", "false"])?;
+    for (id, read_token, cold, warm, by_report, _paths) in &results {
+        let reader = Client::new(&server.url, read_token);
+        let mut raw = Vec::new();
+        for _ in 0..2 {
+            raw.extend(load(&reader).await?.into_iter().map(|(d, _)| d));
+        }
+        println!(
+            "| {id} | {} | {} | {} | {} | {} | {} | {} |",
+            reports().len(),
+            ms(percentile(cold.clone(), 0.5)),
+            ms(percentile(cold.clone(), 0.99)),
+            ms(percentile(warm.clone(), 0.5)),
+            ms(percentile(warm.clone(), 0.99)),
+            ms(percentile(raw.clone(), 0.5)),
+            ms(percentile(raw.clone(), 0.99)),
+        );
+        per_report.extend(
+            reports().iter().zip(by_report).map(|((name, _), (c, w))| (format!("{id} {name}"), c.clone(), w.clone())),
+        );
+    }
+
+    println!("\n## Per report (cold and warm medians)\n");
+    println!("| report | cold ms | warm ms | answered from |");
+    println!("|---|---:|---:|---|");
+    for (i, (name, cold, warm)) in per_report.iter().enumerate() {
+        let paths = &results[i / reports().len()].5;
+        let path = paths.get(i % reports().len()).cloned().unwrap_or_default();
+        println!("| {name} | {} | {} | {path} |", ms(percentile(cold.clone(), 0.5)), ms(percentile(warm.clone(), 0.5)));
+    }
+
+    println!("\n## The same questions as SQL over events and sessions (largest tenant)\n");
+    println!("| query | ms |");
+    println!("|---|---:|");
+    let reader = Client::new(&server.url, &results[0].1);
+    for (name, sql) in equivalent_sql(chrono_now()) {
+        let started = Instant::now();
+        reader.query_json(&sql).await.with_context(|| format!("SQL {name}"))?;
+        println!("| {name} | {} |", ms(started.elapsed()));
+    }
+    drop(server);
+    if options.keep.is_some() {
+        eprintln!("data kept in {}", data_dir.display());
+    }
+    let _ = ADMIN;
+    Ok(())
+}
