@@ -24,13 +24,44 @@ use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// One hour's events, every tenant's, indexed by tenant.
+#[derive(Debug, Default)]
+pub(crate) struct Hour {
+    /// Each tenant's rows, as slices of the batches read (files are sorted by tenant, so a
+    /// tenant's rows are a few contiguous runs).
+    by_tenant: HashMap<String, Vec<RecordBatch>>,
+}
+
+impl Hour {
+    fn index(batches: Vec<RecordBatch>) -> Result<Self> {
+        let mut by_tenant: HashMap<String, Vec<RecordBatch>> = HashMap::new();
+        for batch in batches {
+            let tenants = batch
+                .column_by_name(col::TENANT_ID)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or(Error::Shape("tenant_id as Utf8"))?;
+            let mut start = 0;
+            while start < batch.num_rows() {
+                let tenant = tenants.value(start);
+                let mut end = start + 1;
+                while end < batch.num_rows() && tenants.value(end) == tenant {
+                    end += 1;
+                }
+                by_tenant.entry(tenant.to_string()).or_default().push(batch.slice(start, end - start));
+                start = end;
+            }
+        }
+        Ok(Self { by_tenant })
+    }
+}
+
 /// Persisted events by UTC hour, all tenants.
 #[derive(Debug)]
 pub(crate) struct HourCache {
     store: Arc<dyn ObjectStore>,
     catalog: Arc<dyn Catalog>,
     columns: Vec<&'static str>,
-    hours: Mutex<HashMap<i64, Arc<Vec<RecordBatch>>>>,
+    hours: Mutex<HashMap<i64, Arc<Hour>>>,
 }
 
 impl HourCache {
@@ -39,7 +70,7 @@ impl HourCache {
     }
 
     /// Every tenant's events of `hour` (hours since the epoch), read on first use.
-    pub(crate) async fn hour(&self, hour: i64) -> Result<Arc<Vec<RecordBatch>>> {
+    pub(crate) async fn hour(&self, hour: i64) -> Result<Arc<Hour>> {
         let mut hours = self.hours.lock().await;
         if let Some(found) = hours.get(&hour) {
             return Ok(Arc::clone(found));
@@ -55,9 +86,9 @@ impl HourCache {
         for f in listing.files.iter().filter(|f| f.file.hour == hour) {
             batches.extend(self.read(&f.file.path).await?);
         }
-        let batches = Arc::new(batches);
-        hours.insert(hour, Arc::clone(&batches));
-        Ok(batches)
+        let indexed = Arc::new(Hour::index(batches)?);
+        hours.insert(hour, Arc::clone(&indexed));
+        Ok(indexed)
     }
 
     async fn read(&self, path: &str) -> Result<Vec<RecordBatch>> {
@@ -90,15 +121,8 @@ impl HourCache {
 
     /// The tenants with events in `hour`.
     pub(crate) async fn tenants(&self, hour: i64) -> Result<Vec<String>> {
-        let mut tenants: Vec<String> = Vec::new();
-        for batch in self.hour(hour).await?.iter() {
-            let Some(column) = batch.column_by_name(col::TENANT_ID).and_then(|c| c.as_string_opt::<i32>()) else {
-                continue;
-            };
-            tenants.extend(column.iter().flatten().map(str::to_string));
-        }
+        let mut tenants: Vec<String> = self.hour(hour).await?.by_tenant.keys().cloned().collect();
         tenants.sort_unstable();
-        tenants.dedup();
         Ok(tenants)
     }
 
@@ -121,19 +145,21 @@ impl EventSource for TenantEvents<'_> {
         let first = range.start_ms.div_euclid(HOUR_MS);
         let last = (range.end_ms - 1).div_euclid(HOUR_MS);
         for hour in first..=last {
-            let batches = self.cache.hour(hour).await.map_err(|e| hourglass_report::Error::Source(Box::new(e)))?;
-            for batch in batches.iter() {
-                let (Some(tenants), Some(times)) = (
-                    batch.column_by_name(col::TENANT_ID).and_then(|c| c.as_string_opt::<i32>()),
-                    batch
-                        .column_by_name(col::TIMESTAMP)
-                        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMillisecondType>()),
-                ) else {
+            let data = self.cache.hour(hour).await.map_err(|e| hourglass_report::Error::Source(Box::new(e)))?;
+            let Some(batches) = data.by_tenant.get(self.tenant) else { continue };
+            let whole = range.start_ms <= hour * HOUR_MS && (hour + 1) * HOUR_MS <= range.end_ms;
+            for batch in batches {
+                if whole {
+                    out.push(batch.clone());
+                    continue;
+                }
+                let Some(times) = batch
+                    .column_by_name(col::TIMESTAMP)
+                    .and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMillisecondType>())
+                else {
                     continue;
                 };
-                let keep: BooleanArray = (0..batch.num_rows())
-                    .map(|i| Some(tenants.value(i) == self.tenant && range.contains(times.value(i))))
-                    .collect();
+                let keep: BooleanArray = times.iter().map(|t| Some(t.is_some_and(|t| range.contains(t)))).collect();
                 if keep.true_count() > 0 {
                     out.push(filter_record_batch(batch, &keep)?);
                 }
