@@ -178,14 +178,20 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
     let admin = server.admin();
     let largest = tenant_id(0);
     let median = tenant_id(options.tenants / 2);
-    let mut readers = Vec::new();
-    for id in [&largest, &median] {
-        let creds = match admin.create_tenant(id).await {
-            Ok(c) => c,
-            Err(e) => anyhow::bail!("creating {id} (reusing a data directory needs its tokens): {e}"),
-        };
-        readers.push((id.clone(), creds.read_token, creds.write_key));
-    }
+    // Tokens are kept next to the data, so a kept data directory can be measured again.
+    let tokens_file = data_dir.join("bench-tokens.json");
+    let readers: Vec<(String, String, String)> = match std::fs::read(&tokens_file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).context("reading the kept tokens")?,
+        Err(_) => {
+            let mut readers = Vec::new();
+            for id in [&largest, &median] {
+                let creds = admin.create_tenant(id).await.with_context(|| format!("creating {id}"))?;
+                readers.push((id.clone(), creds.read_token, creds.write_key));
+            }
+            std::fs::write(&tokens_file, serde_json::to_vec(&readers)?)?;
+            readers
+        }
+    };
     let rolled_in = wait_for_rollups(&Client::new(&server.url, &readers[0].1)).await?;
     println!("Rollups of the last 60 days ready {:.0} s after the server started.\n", rolled_in.as_secs_f64());
     // A trickle of live traffic, so that the realtime report and the open hour have data.

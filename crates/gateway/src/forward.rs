@@ -74,17 +74,6 @@ impl ClusterRoutes {
 
     async fn attempt(
         &self,
-        url: String,
-        headers: &HeaderMap,
-        forwarded: &[header::HeaderName],
-        body: Bytes,
-        retry_on_503: bool,
-    ) -> Attempt {
-        self.attempt_with(reqwest::Method::POST, url, headers, forwarded, body, retry_on_503).await
-    }
-
-    async fn attempt_with(
-        &self,
         method: reqwest::Method,
         url: String,
         headers: &HeaderMap,
@@ -121,7 +110,8 @@ impl ClusterRoutes {
         let mut refusals = Vec::new();
         for id in ring.route(tenant.as_str()) {
             let Some((_, base)) = live.iter().find(|(i, _)| i == id) else { continue };
-            match self.attempt(format!("{base}/api/v1/events"), headers, &forwarded, body.clone(), true).await {
+            let url = format!("{base}/api/v1/events");
+            match self.attempt(reqwest::Method::POST, url, headers, &forwarded, body.clone(), true).await {
                 Attempt::Answered(response) => return relay(response).await,
                 Attempt::Failed(why) => return Err(ApiError::new(ErrorKind::Unavailable, why)),
                 Attempt::Refused(why) => {
@@ -156,7 +146,7 @@ impl ClusterRoutes {
             let (id, base) = &live[(start + k) % live.len()];
             // Queries are read-only, so a querier's 503 can safely be retried on another.
             let url = format!("{base}{path}");
-            match self.attempt_with(method.clone(), url, headers, &forwarded, body.clone(), true).await {
+            match self.attempt(method.clone(), url, headers, &forwarded, body.clone(), true).await {
                 Attempt::Answered(response) => return relay(response).await,
                 Attempt::Failed(why) => return Err(ApiError::new(ErrorKind::Unavailable, why)),
                 Attempt::Refused(why) => {
@@ -177,7 +167,8 @@ impl ClusterRoutes {
             return Err(no_node("ingester", &[]));
         }
         for (id, base) in live {
-            match self.attempt(format!("{base}/api/v1/admin/flush"), headers, &forwarded, Bytes::new(), false).await {
+            let url = format!("{base}/api/v1/admin/flush");
+            match self.attempt(reqwest::Method::POST, url, headers, &forwarded, Bytes::new(), false).await {
                 Attempt::Answered(response) if response.status().is_success() => {}
                 Attempt::Answered(response) => {
                     return Err(ApiError::new(

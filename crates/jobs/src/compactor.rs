@@ -95,20 +95,7 @@ impl Compactor {
 
     /// Runs passes every `interval` until `stop` resolves.
     pub async fn run(&self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {}
-            }
-            match self.run_once().await {
-                Ok(report) if report != CompactionReport::default() => tracing::info!(?report, "compaction pass"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "compaction pass failed"),
-            }
-        }
+        crate::every("compaction", interval, stop, || self.run_once()).await;
     }
 
     /// One pass: every eligible partition of every table is merged, then garbage past its grace

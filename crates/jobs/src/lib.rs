@@ -57,3 +57,31 @@ pub enum Error {
 
 /// Result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs `pass` every `interval` until `stop` resolves, logging what each pass did (when it did
+/// anything) or why it failed; a failed pass is tried again at the next tick.
+pub(crate) async fn every<R, F, Fut>(
+    what: &str,
+    interval: std::time::Duration,
+    stop: impl Future<Output = ()>,
+    mut pass: F,
+) where
+    R: std::fmt::Debug + Default + PartialEq,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<R>>,
+{
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        match pass().await {
+            Ok(report) if report != R::default() => tracing::info!(?report, "{what} pass"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "{what} pass failed"),
+        }
+    }
+}

@@ -93,20 +93,7 @@ impl RollupJob {
 
     /// Runs passes every `interval` until `stop` resolves.
     pub async fn run(&self, interval: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {}
-            }
-            match self.run_once().await {
-                Ok(report) if report != RollupReport::default() => tracing::info!(?report, "rollup pass"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "rollup pass failed"),
-            }
-        }
+        crate::every("rollup", interval, stop, || self.run_once()).await;
     }
 
     /// One pass: the newest hours without a fresh rollup of the current definitions.
@@ -117,8 +104,19 @@ impl RollupJob {
         let version = definitions_version();
         let backlog = self.catalog.rollup_backlog(before_hour, &version, self.config.hours_per_pass).await?;
         let mut report = RollupReport::default();
+        if backlog.is_empty() {
+            return Ok(report);
+        }
+        // Read before any events: a file that lands during the pass is newer, and makes the
+        // hours whose windows it falls in stale again.
+        let input_file_id = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
+        // Hours go newest first and each reads its neighbours: one cache for the pass reads
+        // each hour of events once.
+        let cache = HourCache::new(Arc::clone(&self.store), Arc::clone(&self.catalog), dataset::columns(true));
         for hour in backlog {
-            match self.compute_hour(hour, &version).await? {
+            let outcome = self.compute_with(hour, &version, &cache, input_file_id).await?;
+            cache.forget_after(hour + 2).await;
+            match outcome {
                 Some(rows) => {
                     report.hours += 1;
                     report.rows += rows;
@@ -138,12 +136,22 @@ impl RollupJob {
     /// Computes and commits `hour`; the rows written, or `None` when another job committed
     /// the hour first.
     pub async fn compute_hour(&self, hour: i64, version: &str) -> Result<Option<u64>> {
-        let previous = self.catalog.rollup_hours(hour, hour + 1).await?.into_iter().next().map(|r| r.file_id);
         // Read before the events: any file that lands later has a larger id and makes the
         // hour stale again.
         let input_file_id = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
-        let range = TimeRange { start_ms: hour * HOUR_MS, end_ms: (hour + 1) * HOUR_MS };
         let cache = HourCache::new(Arc::clone(&self.store), Arc::clone(&self.catalog), dataset::columns(true));
+        self.compute_with(hour, version, &cache, input_file_id).await
+    }
+
+    async fn compute_with(
+        &self,
+        hour: i64,
+        version: &str,
+        cache: &HourCache,
+        input_file_id: i64,
+    ) -> Result<Option<u64>> {
+        let previous = self.catalog.rollup_hours(hour, hour + 1).await?.into_iter().next().map(|r| r.file_id);
+        let range = TimeRange { start_ms: hour * HOUR_MS, end_ms: (hour + 1) * HOUR_MS };
         let mut facts = FactsBuilder::new(range);
         let mut window = range;
         for tenant in cache.tenants(hour).await? {
@@ -153,7 +161,6 @@ impl RollupJob {
             window.end_ms = window.end_ms.max(data.window.end_ms);
             facts.add(&tenant, &data, &rules);
         }
-        drop(cache);
         let facts = facts.finish()?;
         let rows = run_rollups(&facts).await?;
         let Some(batch) = rows else {

@@ -36,5 +36,5 @@ pub use querier::{
     Buffered, Described, Querier, QueryConfig, QueryResult, RunOptions, SESSIONS_TABLE, Scope, SessionSetup,
 };
 pub use running::{Interface, QueryInfo};
-pub use table::TenantTable;
+pub use table::{TenantTable, to_query_schema};
 pub use time_bounds::TimeBounds;

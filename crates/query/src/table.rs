@@ -190,7 +190,7 @@ fn query_schema(stored: &SchemaRef) -> SchemaRef {
 
 /// Casts a batch to `schema`, column by column (for example stored `Utf8` to the query
 /// schema's `Utf8View`, or back).
-pub(crate) fn to_query_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+pub fn to_query_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = batch
         .columns()
         .iter()

@@ -15,7 +15,7 @@ use arrow::array::{
     Array, AsArray, BooleanArray, Float64Array, Int32Array, MapArray, RecordBatch, StringArray,
     TimestampMillisecondArray, UInt64Array,
 };
-use arrow::compute::{cast, concat_batches};
+use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use hourglass_processor::sessions::{self, Point, SessionRules, Summary, SummaryColumns};
@@ -111,16 +111,10 @@ fn plain(field: &Field) -> Field {
 fn to_plain(batches: &[RecordBatch]) -> Result<Option<RecordBatch>> {
     let Some(first) = batches.first() else { return Ok(None) };
     let schema: SchemaRef = Arc::new(Schema::new(first.schema().fields().iter().map(|f| plain(f)).collect::<Vec<_>>()));
-    let mut converted = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(schema.fields())
-            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(Arc::clone(c)) } else { cast(c, f.data_type()) })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        converted.push(RecordBatch::try_new(Arc::clone(&schema), columns)?);
-    }
+    let converted = batches
+        .iter()
+        .map(|b| hourglass_query::to_query_schema(b, &schema).map_err(hourglass_query::Error::from))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(Some(concat_batches(&schema, &converted)?))
 }
 

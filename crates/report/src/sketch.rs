@@ -62,35 +62,114 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// A HyperLogLog sketch of 4096 registers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Sparse registers beyond this many take more room than the dense array.
+const SPARSE_LIMIT: usize = REGISTERS / 4;
+
+/// A HyperLogLog sketch of 4096 registers. Small sketches (most rollup rows count a handful of
+/// visitors) keep only their non-zero registers, sorted, as `index << 8 | rank`; past a
+/// quarter of the registers they switch to the dense array.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hll {
-    registers: Vec<u8>,
+    sparse: Vec<u32>,
+    dense: Option<Box<[u8]>>,
 }
 
-impl Default for Hll {
-    fn default() -> Self {
-        Self { registers: vec![0; REGISTERS] }
-    }
+fn index_and_rank(id: u64) -> (usize, u8) {
+    let h = mix(id);
+    let index = (h >> (64 - PRECISION)) as usize;
+    // The rank of the remaining bits: position of the first 1, counted from 1.
+    let rest = h << PRECISION;
+    (index, (rest.leading_zeros().min(64 - PRECISION) + 1) as u8)
 }
 
 impl Hll {
+    fn densify(&mut self) -> &mut [u8] {
+        if self.dense.is_none() {
+            let mut registers = vec![0u8; REGISTERS].into_boxed_slice();
+            for e in self.sparse.drain(..) {
+                registers[(e >> 8) as usize] = (e & 0xff) as u8;
+            }
+            self.dense = Some(registers);
+        }
+        self.dense.as_deref_mut().unwrap_or_default()
+    }
+
+    fn set(&mut self, index: usize, rank: u8) {
+        if let Some(dense) = self.dense.as_deref_mut() {
+            dense[index] = dense[index].max(rank);
+            return;
+        }
+        let key = (index as u32) << 8;
+        match self.sparse.binary_search_by_key(&key, |e| e & !0xff) {
+            Ok(at) => {
+                if (self.sparse[at] & 0xff) < u32::from(rank) {
+                    self.sparse[at] = key | u32::from(rank);
+                }
+            }
+            Err(at) => {
+                self.sparse.insert(at, key | u32::from(rank));
+                if self.sparse.len() > SPARSE_LIMIT {
+                    self.densify();
+                }
+            }
+        }
+    }
+
     /// Counts `id`.
     pub fn insert(&mut self, id: u64) {
-        let h = mix(id);
-        let index = (h >> (64 - PRECISION)) as usize;
-        // The rank of the remaining bits: position of the first 1, counted from 1.
-        let rest = h << PRECISION;
-        let rank = (rest.leading_zeros().min(64 - PRECISION) + 1) as u8;
-        if self.registers[index] < rank {
-            self.registers[index] = rank;
-        }
+        let (index, rank) = index_and_rank(id);
+        self.set(index, rank);
     }
 
     /// Counts everything `other` counted.
     pub fn merge(&mut self, other: &Hll) {
-        for (mine, theirs) in self.registers.iter_mut().zip(&other.registers) {
-            *mine = (*mine).max(*theirs);
+        match (&other.dense, self.dense.is_some()) {
+            (Some(theirs), _) => {
+                let mine = self.densify();
+                for (m, t) in mine.iter_mut().zip(theirs.iter()) {
+                    *m = (*m).max(*t);
+                }
+            }
+            (None, true) => {
+                for e in &other.sparse {
+                    self.set((e >> 8) as usize, (e & 0xff) as u8);
+                }
+            }
+            (None, false) => self.merge_sparse(&other.sparse),
+        }
+    }
+
+    /// Merges sorted sparse entries into this sparse sketch in one pass.
+    fn merge_sparse(&mut self, theirs: &[u32]) {
+        let mine = std::mem::take(&mut self.sparse);
+        let mut out = Vec::with_capacity(mine.len() + theirs.len());
+        let (mut i, mut j) = (0, 0);
+        while i < mine.len() || j < theirs.len() {
+            let next = match (mine.get(i), theirs.get(j)) {
+                (Some(a), Some(b)) if a >> 8 == b >> 8 => {
+                    i += 1;
+                    j += 1;
+                    (*a).max(*b)
+                }
+                (Some(a), Some(b)) if a >> 8 < b >> 8 => {
+                    i += 1;
+                    *a
+                }
+                (Some(a), None) => {
+                    i += 1;
+                    *a
+                }
+                (_, Some(b)) => {
+                    j += 1;
+                    *b
+                }
+                (None, None) => break,
+            };
+            out.push(next);
+        }
+        self.sparse = out;
+        if self.sparse.len() > SPARSE_LIMIT {
+            self.densify();
         }
     }
 
@@ -98,49 +177,63 @@ impl Hll {
     pub fn estimate(&self) -> f64 {
         let m = REGISTERS as f64;
         let alpha = 0.7213 / (1.0 + 1.079 / m);
-        let sum: f64 = self.registers.iter().map(|r| 2f64.powi(-i32::from(*r))).sum();
+        let (sum, zeros) = match &self.dense {
+            Some(registers) => (
+                registers.iter().map(|r| 2f64.powi(-i32::from(*r))).sum::<f64>(),
+                registers.iter().filter(|r| **r == 0).count(),
+            ),
+            None => {
+                let used: f64 = self.sparse.iter().map(|e| 2f64.powi(-((e & 0xff) as i32))).sum();
+                let zeros = REGISTERS - self.sparse.len();
+                (used + zeros as f64, zeros)
+            }
+        };
         let raw = alpha * m * m / sum;
-        let zeros = self.registers.iter().filter(|r| **r == 0).count();
         if raw <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { raw }
     }
 
     /// The sketch's bytes: the non-zero registers as (index, rank) while that is smaller,
     /// else every register.
     pub fn encode(&self) -> Vec<u8> {
-        let used: Vec<(usize, u8)> =
-            self.registers.iter().enumerate().filter(|(_, r)| **r > 0).map(|(i, r)| (i, *r)).collect();
-        if used.len() * 3 < REGISTERS {
-            let mut out = Vec::with_capacity(1 + used.len() * 3);
-            out.push(SPARSE);
-            for (i, r) in used {
-                out.extend_from_slice(&(i as u16).to_le_bytes());
-                out.push(r);
+        match &self.dense {
+            Some(registers) => {
+                let mut out = Vec::with_capacity(1 + REGISTERS);
+                out.push(DENSE);
+                out.extend_from_slice(registers);
+                out
             }
-            out
-        } else {
-            let mut out = Vec::with_capacity(1 + REGISTERS);
-            out.push(DENSE);
-            out.extend_from_slice(&self.registers);
-            out
+            None => {
+                let mut out = Vec::with_capacity(1 + self.sparse.len() * 3);
+                out.push(SPARSE);
+                for e in &self.sparse {
+                    out.extend_from_slice(&((e >> 8) as u16).to_le_bytes());
+                    out.push((e & 0xff) as u8);
+                }
+                out
+            }
         }
     }
 
     /// Reads bytes written by [`Hll::encode`]; `None` when they are not a sketch.
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let (&format, body) = bytes.split_first()?;
-        let mut sketch = Self::default();
         match format {
             SPARSE if body.len() % 3 == 0 => {
+                let mut sparse = Vec::with_capacity(body.len() / 3);
                 for entry in body.chunks_exact(3) {
-                    let index = usize::from(u16::from_le_bytes([entry[0], entry[1]]));
-                    *sketch.registers.get_mut(index)? = entry[2];
+                    let index = u32::from(u16::from_le_bytes([entry[0], entry[1]]));
+                    if index as usize >= REGISTERS || sparse.last().is_some_and(|last: &u32| last >> 8 >= index) {
+                        return None;
+                    }
+                    sparse.push(index << 8 | u32::from(entry[2]));
+                }
+                let mut sketch = Self { sparse, dense: None };
+                if sketch.sparse.len() > SPARSE_LIMIT {
+                    sketch.densify();
                 }
                 Some(sketch)
             }
-            DENSE if body.len() == REGISTERS => {
-                sketch.registers.copy_from_slice(body);
-                Some(sketch)
-            }
+            DENSE if body.len() == REGISTERS => Some(Self { sparse: Vec::new(), dense: Some(body.into()) }),
             _ => None,
         }
     }
@@ -198,8 +291,30 @@ mod tests {
         let mut via_bytes = Hll::decode(&a.encode()).expect("a sketch");
         assert!(via_bytes.merge_bytes(&b.encode()));
         a.merge(&b);
-        assert_eq!(a, via_bytes);
+        assert_eq!(a.encode(), via_bytes.encode());
         assert!((a.estimate() - 30_000.0).abs() < 30_000.0 * 4.0 * HLL_STANDARD_ERROR);
+    }
+
+    #[test]
+    fn sparse_and_dense_sketches_agree() {
+        let (mut small, mut big) = (Hll::default(), Hll::default());
+        for i in 0..200u64 {
+            small.insert(i);
+        }
+        for i in 100..5_000u64 {
+            big.insert(i);
+        }
+        assert!(small.dense.is_none() && big.dense.is_some());
+        let mut a = small.clone();
+        a.merge(&big);
+        let mut b = big.clone();
+        b.merge(&small);
+        assert_eq!(a.encode(), b.encode(), "merging is symmetric across representations");
+        let mut c = Hll::default();
+        for i in 0..5_000u64 {
+            c.insert(i);
+        }
+        assert_eq!(a.encode(), c.encode(), "a merge equals counting the union");
     }
 
     #[test]
@@ -210,6 +325,7 @@ mod tests {
         assert_eq!(Hll::decode(&h.encode()), Some(h));
         assert_eq!(Hll::decode(&[9, 1, 2]), None);
         assert_eq!(Hll::decode(&[SPARSE, 0xff, 0xff, 1]), None, "index out of range");
+        assert_eq!(Hll::decode(&[SPARSE, 2, 0, 1, 1, 0, 1]), None, "entries out of order");
         assert_eq!(Hll::decode(&[]), None);
     }
 }

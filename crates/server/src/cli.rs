@@ -473,6 +473,19 @@ pub struct QueryEngineArgs {
     /// Largest file `POST /api/v1/tables/{name}/import` accepts.
     #[arg(long, env = "HOURGLASS_MAX_IMPORT_BYTES", default_value = "1GiB")]
     pub max_import_bytes: ByteSize,
+    /// Memory for cached Parquet footers and page indexes.
+    #[arg(long, env = "HOURGLASS_QUERY_METADATA_CACHE", default_value = "128MiB")]
+    pub query_metadata_cache: ByteSize,
+    /// Memory for cached byte ranges of Parquet files (the pages recent queries read); 0 turns
+    /// it off.
+    #[arg(long, env = "HOURGLASS_QUERY_OBJECT_CACHE", default_value = "256MiB")]
+    pub query_object_cache: ByteSize,
+    /// Memory for cached report responses (validated before every use).
+    #[arg(long, env = "HOURGLASS_REPORT_CACHE", default_value = "64MiB")]
+    pub report_cache: ByteSize,
+    /// Memory for cached rollup aggregates of reports.
+    #[arg(long, env = "HOURGLASS_REPORT_ROLLUP_CACHE", default_value = "256MiB")]
+    pub report_rollup_cache: ByteSize,
     /// Threads of the query runtime (0: one per core).
     #[arg(long, env = "HOURGLASS_QUERY_THREADS", default_value_t = 0)]
     pub query_threads: usize,

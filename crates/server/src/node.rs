@@ -402,6 +402,8 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
                 max_result_bytes: bytes(args.query_max_result_bytes),
                 max_result_rows: args.query_max_result_rows,
                 timeout: *args.query_timeout,
+                metadata_cache_bytes: bytes(args.query_metadata_cache),
+                object_cache_bytes: bytes(args.query_object_cache),
                 admission: AdmissionConfig {
                     max_running: args.max_concurrent_queries,
                     max_running_per_tenant: args.max_concurrent_queries_per_tenant,
@@ -478,8 +480,15 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             store: uses_store.then(|| Arc::clone(&store)),
             reports: querier.as_ref().map(|q| {
                 let engine = hourglass_report::Engine::new(Arc::clone(q), Arc::clone(&catalog), Arc::new(SystemClock));
-                let rollups = plan.querier.as_ref().is_none_or(|args| args.report_rollups);
-                Arc::new(if rollups { engine } else { engine.without_rollups() })
+                let engine = match &plan.querier {
+                    Some(args) => {
+                        let engine =
+                            engine.with_cache_sizes(args.report_cache.as_u64(), args.report_rollup_cache.as_u64());
+                        if args.report_rollups { engine } else { engine.without_rollups() }
+                    }
+                    None => engine,
+                };
+                Arc::new(engine)
             }),
         },
     );

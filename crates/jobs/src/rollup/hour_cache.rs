@@ -119,6 +119,11 @@ impl HourCache {
         Ok(out)
     }
 
+    /// Drops the hours after `hour` (a pass going back in time no longer needs them).
+    pub(crate) async fn forget_after(&self, hour: i64) {
+        self.hours.lock().await.retain(|h, _| *h <= hour);
+    }
+
     /// The tenants with events in `hour`.
     pub(crate) async fn tenants(&self, hour: i64) -> Result<Vec<String>> {
         let mut tenants: Vec<String> = self.hour(hour).await?.by_tenant.keys().cloned().collect();

@@ -132,6 +132,13 @@ async fn gateways_route_by_tenant_and_queriers_read_fresh_buffers() {
     for (i, creds) in tenants.iter().enumerate() {
         let reader = Client::new(&cluster.gateways[(i + 1) % 2].url, &creds.read_token);
         assert_eq!(cluster.count(&reader, "SELECT count(*) FROM events").await, 40 + i as i64, "tenant {i}");
+        // The report API goes through gateways to queriers too, fresh from the buffers.
+        let report = reader
+            .report(&serde_json::json!({"date_range": "today", "metrics": ["pageviews"]}))
+            .await
+            .expect("a report through a gateway");
+        assert_eq!(report["totals"]["metrics"][0], 40 + i, "tenant {i}: {report}");
+        assert!(reader.metadata().await.is_ok(), "metadata through a gateway");
     }
     let nodes = admin.query_json("SELECT id, roles FROM system.nodes ORDER BY id").await.expect("system.nodes");
     assert_eq!(nodes.len(), 6, "{nodes:?}");
