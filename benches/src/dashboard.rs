@@ -135,21 +135,41 @@ async fn prepare(options: &Options, data_dir: &Path) -> anyhow::Result<(u64, Dur
     Ok((written, started.elapsed()))
 }
 
+/// (year, month, day) of a day number since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 fn chrono_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Waits until the last 60 days (a 30-day report and its previous period) are rolled up for
-/// `reader`'s tenant; returns how long that took.
-async fn wait_for_rollups(reader: &Client) -> anyhow::Result<Duration> {
+/// Waits until every hour of the data is rolled up (so that the rollup job no longer competes
+/// with the measured reports for the cores); returns how long that took.
+async fn wait_for_rollups(reader: &Client, days: u32) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let probe = json!({"date_range": "30d", "metrics": ["visits"], "compare": "previous_period"});
+    let today = chrono_now().div_euclid(86_400_000);
+    let day = |d: i64| {
+        let (y, m, dd) = civil_from_days(d);
+        format!("{y:04}-{m:02}-{dd:02}")
+    };
+    let first = day(today - i64::from(days) - 1);
+    let probe = json!({"date_range": [first, day(today)], "timezone": "UTC", "metrics": ["visits"]});
+    let total = (i64::from(days) + 2) * 24;
     loop {
         let answer = reader.report(&probe).await?;
-        // 60 days of hours, all but the newest few (not settled yet) answered from rollups
-        // (hours without events count as answered).
-        let hours = answer["meta"]["rollup_hours"].as_u64().unwrap_or(0);
-        if hours + 6 >= 60 * 24 {
+        // Every hour but the newest few (not settled yet) answered from rollups (hours
+        // without events count as answered).
+        let hours = answer["meta"]["rollup_hours"].as_u64().unwrap_or(0) as i64;
+        if hours + 30 >= total {
             return Ok(started.elapsed());
         }
         anyhow::ensure!(started.elapsed() < Duration::from_secs(6 * 3600), "rollups did not catch up");
@@ -192,8 +212,13 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
             readers
         }
     };
-    let rolled_in = wait_for_rollups(&Client::new(&server.url, &readers[0].1)).await?;
-    println!("Rollups of the last 60 days ready {:.0} s after the server started.\n", rolled_in.as_secs_f64());
+    let rolled_in = wait_for_rollups(&Client::new(&server.url, &readers[0].1), options.days).await?;
+    println!(
+        "Rollups of all {} days ready {:.0} s after the server started ({:.1} hours per second).\n",
+        options.days,
+        rolled_in.as_secs_f64(),
+        f64::from(options.days * 24) / rolled_in.as_secs_f64().max(0.001)
+    );
     // A trickle of live traffic, so that the realtime report and the open hour have data.
     for (_, _, write_key) in &readers {
         let writer = Client::new(&server.url, write_key);
@@ -237,7 +262,9 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
         results.push((id.clone(), read_token.clone(), cold, warm, by_report, paths));
     }
     // The same reports from events only, in the same run (a server without rollups).
-    server = server.restart(&["--report-rollups", "false"])?;
+    // The SQL baseline reads `sessions`, which needs all of a tenant's events in memory.
+    server =
+        server.restart(&["--report-rollups", "false", "--query-memory-per-query", "6GiB", "--query-memory", "8GiB"])?;
     for (id, read_token, cold, warm, by_report, _paths) in &results {
         let reader = Client::new(&server.url, read_token);
         let mut raw = Vec::new();

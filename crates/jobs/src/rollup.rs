@@ -54,7 +54,10 @@ pub struct RollupConfig {
 
 impl Default for RollupConfig {
     fn default() -> Self {
-        Self { settle: Duration::from_secs(30 * 60), hours_per_pass: 48, parquet: ParquetOptions::default() }
+        // Small uncompressed pages: a report reads one tenant's few rows from each of many
+        // hour files, and a page is the least it can read and decode.
+        let parquet = ParquetOptions { page_rows: 1024, compress: false, ..ParquetOptions::default() };
+        Self { settle: Duration::from_secs(30 * 60), hours_per_pass: 48, parquet }
     }
 }
 

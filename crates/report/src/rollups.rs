@@ -5,9 +5,10 @@ use std::sync::LazyLock;
 
 use crate::dimension::{Dimension, EventDim, VisitDim};
 
-/// Changes whenever what a rollup row means changes in code rather than in the SQL files (the
-/// facts the SQL reads, the sketch encodings): bumping it recomputes every hour.
-const SEMANTICS_VERSION: &str = "1";
+/// Changes whenever what a rollup row means, or how rollup files are laid out, changes in
+/// code rather than in the SQL files (the facts the SQL reads, the sketch encodings, page
+/// sizes): bumping it recomputes every hour.
+const SEMANTICS_VERSION: &str = "2";
 
 /// One rollup.
 #[derive(Debug, Clone)]

@@ -28,6 +28,10 @@ const UNPRUNED_COLUMNS: &[&str] = &[
     col::USER_ID,
     col::IP_HASH,
     col::IP_HASH_PREV,
+    // Rollups' visitor sets and sketches: opaque bytes.
+    "visitors",
+    "visitors_hll",
+    "sessions_hll",
 ];
 
 /// Columns whose values are (nearly) all distinct, so dictionary encoding only costs.
@@ -42,12 +46,15 @@ pub struct ParquetOptions {
     pub page_rows: usize,
     /// zstd compression level.
     pub zstd_level: i32,
+    /// Whether pages are compressed at all (rollups are read far more often than written, and
+    /// their visitor ids do not compress).
+    pub compress: bool,
 }
 
 impl Default for ParquetOptions {
     fn default() -> Self {
         // Level 1: persisting competes with ingest for CPU, and compaction rewrites these files.
-        Self { row_group_rows: 128 * 1024, page_rows: 8 * 1024, zstd_level: 1 }
+        Self { row_group_rows: 128 * 1024, page_rows: 8 * 1024, zstd_level: 1, compress: true }
     }
 }
 
@@ -114,8 +121,13 @@ pub fn encode_parquet(sorted: &RecordBatch, options: &ParquetOptions) -> Result<
         SortingColumn { column_idx: tenant_idx as i32, descending: false, nulls_first: false },
         SortingColumn { column_idx: time_idx as i32, descending: false, nulls_first: false },
     ];
+    let compression = if options.compress {
+        Compression::ZSTD(ZstdLevel::try_new(options.zstd_level)?)
+    } else {
+        Compression::UNCOMPRESSED
+    };
     let mut builder = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(options.zstd_level)?))
+        .set_compression(compression)
         .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
         .set_data_page_row_count_limit(options.page_rows.max(1))
         .set_statistics_enabled(EnabledStatistics::Page)
