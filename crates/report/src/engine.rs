@@ -32,6 +32,8 @@ use crate::sketch::HLL_STANDARD_ERROR;
 use crate::time::{Preset, RangeSpec, TimeRange, whole_hour_offsets};
 
 const HOUR_MS: i64 = 3_600_000;
+/// The longest span of events the raw path holds at once.
+const RAW_PIECE_MS: i64 = 24 * HOUR_MS;
 
 /// Reads a tenant's events through the querier (admitted, memory-bounded, cancellable).
 struct QuerierSource<'a> {
@@ -455,17 +457,23 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Answers the row and total queries over `range` from events.
+    /// Answers the row and total queries over `range` from events, a day at a time: partials
+    /// of adjacent spans add up (events by their time, sessions by their start), so a long
+    /// range holds one day's events (and its window) in memory at once, not all of them.
     async fn raw_range(&self, job: &Job<'_>, range: TimeRange) -> Result<RangeOutcome> {
-        let data = dataset::load(&job.source, range, &job.rules, job.props).await?;
-        let window = (data.window.start_ms.div_euclid(HOUR_MS), (data.window.end_ms - 1).div_euclid(HOUR_MS));
-        Ok(RangeOutcome {
-            rows: answer(&data, &job.row_specs, &range, &job.rules),
-            totals: answer(&data, &job.total_specs, &range, &job.rules),
-            raw_spans: 1,
-            windows: vec![window],
-            ..RangeOutcome::default()
-        })
+        let mut outcome = RangeOutcome { raw_spans: 1, ..RangeOutcome::default() };
+        let mut start = range.start_ms;
+        while start < range.end_ms {
+            let piece = TimeRange { start_ms: start, end_ms: (start + RAW_PIECE_MS).min(range.end_ms) };
+            let data = dataset::load(&job.source, piece, &job.rules, job.props).await?;
+            merge_answer(&mut outcome.rows, answer(&data, &job.row_specs, &piece, &job.rules));
+            merge_answer(&mut outcome.totals, answer(&data, &job.total_specs, &piece, &job.rules));
+            outcome
+                .windows
+                .push((data.window.start_ms.div_euclid(HOUR_MS), (data.window.end_ms - 1).div_euclid(HOUR_MS)));
+            start = piece.end_ms;
+        }
+        Ok(outcome)
     }
 }
 
