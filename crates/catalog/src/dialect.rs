@@ -40,6 +40,7 @@ impl Dialect {
                 (3, include_str!("../../../sql/sqlite/0003_imports.sql")),
                 (4, include_str!("../../../sql/sqlite/0004_settings.sql")),
                 (5, include_str!("../../../sql/sqlite/0005_rollups.sql")),
+                (6, include_str!("../../../sql/sqlite/0006_backfills.sql")),
             ],
             Self::Postgres => &[
                 (1, include_str!("../../../sql/postgres/0001_init.sql")),
@@ -47,6 +48,7 @@ impl Dialect {
                 (3, include_str!("../../../sql/postgres/0003_imports.sql")),
                 (4, include_str!("../../../sql/postgres/0004_settings.sql")),
                 (5, include_str!("../../../sql/postgres/0005_rollups.sql")),
+                (6, include_str!("../../../sql/postgres/0006_backfills.sql")),
             ],
         }
     }

@@ -19,6 +19,7 @@
 //! to remove is already gone, so two compactors racing over the same files cannot both win: no
 //! file is lost and none is registered twice.
 
+pub mod backfills;
 mod dialect;
 pub mod membership;
 mod migrate;
@@ -35,6 +36,9 @@ use async_trait::async_trait;
 use hourglass_types::settings::{InvalidSetting, SettingsPatch};
 use hourglass_types::{ErrorKind, FileStats, PartitionKey, TableName, TenantId, TenantSettings};
 
+pub use backfills::{
+    Backfill, BackfillProgress, BackfillState, NewBackfill, VersionHour, VersionRange, version_ranges,
+};
 pub use membership::Membership;
 pub use settings_cache::{SETTINGS_TTL, SettingsCache};
 pub use sql_catalog::{CatalogOptions, SqlCatalog, redact_url};
@@ -447,4 +451,34 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Returns false, changing nothing, when the hour's current file is not `replaces`
     /// (another job committed first).
     async fn commit_rollup_hour(&self, hour: &NewRollupHour, file: &NewFile, replaces: Option<i64>) -> Result<bool>;
+
+    /// Queues a backfill.
+    async fn create_backfill(&self, spec: &NewBackfill) -> Result<Backfill>;
+
+    /// The newest `limit` backfills, newest first.
+    async fn list_backfills(&self, limit: u32) -> Result<Vec<Backfill>>;
+
+    /// One backfill.
+    async fn get_backfill(&self, id: i64) -> Result<Option<Backfill>>;
+
+    /// Marks the oldest backfill `owner` may run as running under it and returns it: a queued
+    /// one, one whose owner reported no progress within `lease`, or one already `owner`'s
+    /// (the same node, restarted). At most one of several racing claimers gets a job.
+    async fn claim_backfill(&self, owner: &str, lease: Duration) -> Result<Option<Backfill>>;
+
+    /// Records `owner`'s progress on backfill `id` (which also renews its claim). `false`
+    /// when the job is no longer `owner`'s to run: cancelled, or claimed by another compactor
+    /// after this one went silent; the caller then stops.
+    async fn record_backfill_progress(&self, id: i64, owner: &str, progress: &BackfillProgress) -> Result<bool>;
+
+    /// Ends `owner`'s backfill `id`: done, or failed with `error`. `false` if it was not
+    /// `owner`'s running job any more.
+    async fn finish_backfill(&self, id: i64, owner: &str, error: Option<&str>) -> Result<bool>;
+
+    /// Per hour, the processor versions of its `events` files, oldest hour first.
+    async fn version_hours(&self) -> Result<Vec<VersionHour>>;
+
+    /// Cancels a queued or running backfill and returns it as it now is; `None` if there is
+    /// no such backfill. A finished one is returned unchanged.
+    async fn cancel_backfill(&self, id: i64) -> Result<Option<Backfill>>;
 }

@@ -10,12 +10,13 @@ use rand::RngCore;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+use crate::backfills;
 use crate::dialect::Dialect;
 use crate::migrate::{self, now_ms};
 use crate::rows::{file_columns, file_from_row, node_from_row, tenant_from_db};
 use crate::{
-    Catalog, Error, FileFilter, FileListing, ImportedTable, NewFile, NewRollupHour, NodeInfo, NodeRecord, Principal,
-    Result, RollupHour, TenantConfig,
+    Backfill, BackfillProgress, Catalog, Error, FileFilter, FileListing, ImportedTable, NewBackfill, NewFile,
+    NewRollupHour, NodeInfo, NodeRecord, Principal, Result, RollupHour, TenantConfig,
 };
 
 /// Connection settings of a [`SqlCatalog`].
@@ -717,6 +718,39 @@ impl Catalog for SqlCatalog {
         }
         tx.commit().await.map_err(query_err("committing the rollup hour"))?;
         Ok(true)
+    }
+
+    async fn create_backfill(&self, spec: &NewBackfill) -> Result<Backfill> {
+        backfills::create(&self.pool, spec).await
+    }
+
+    async fn list_backfills(&self, limit: u32) -> Result<Vec<Backfill>> {
+        backfills::list(&self.pool, limit).await
+    }
+
+    async fn get_backfill(&self, id: i64) -> Result<Option<Backfill>> {
+        backfills::get(&self.pool, id).await
+    }
+
+    async fn claim_backfill(&self, owner: &str, lease: Duration) -> Result<Option<Backfill>> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        backfills::claim(&self.pool, self.dialect, owner, lease_ms).await
+    }
+
+    async fn record_backfill_progress(&self, id: i64, owner: &str, progress: &BackfillProgress) -> Result<bool> {
+        backfills::record_progress(&self.pool, id, owner, progress).await
+    }
+
+    async fn finish_backfill(&self, id: i64, owner: &str, error: Option<&str>) -> Result<bool> {
+        backfills::finish(&self.pool, id, owner, error).await
+    }
+
+    async fn version_hours(&self) -> Result<Vec<crate::VersionHour>> {
+        backfills::version_hours(&self.pool).await
+    }
+
+    async fn cancel_backfill(&self, id: i64) -> Result<Option<Backfill>> {
+        backfills::cancel(&self.pool, id).await
     }
 
     async fn tenant_by_site_key(&self, site_key: &str) -> Result<Option<TenantId>> {

@@ -150,6 +150,39 @@ impl Client {
         response.json().await.map_err(|e| Error::Decode(e.to_string()))
     }
 
+    /// Queues a backfill (admin token): `request` is the body of
+    /// `POST /api/v1/admin/backfills`; returns the queued job.
+    pub async fn create_backfill(&self, request: &serde_json::Value) -> Result<serde_json::Value> {
+        self.post_json("/api/v1/admin/backfills", request).await
+    }
+
+    /// A backfill with its progress (admin token).
+    pub async fn backfill(&self, id: i64) -> Result<serde_json::Value> {
+        self.get_json(&format!("/api/v1/admin/backfills/{id}")).await
+    }
+
+    /// The newest backfills (admin token).
+    pub async fn backfills(&self) -> Result<serde_json::Value> {
+        self.get_json("/api/v1/admin/backfills").await
+    }
+
+    /// Cancels a backfill and returns it (admin token).
+    pub async fn cancel_backfill(&self, id: i64) -> Result<serde_json::Value> {
+        let path = format!("/api/v1/admin/backfills/{id}");
+        let response = self.send(&path, self.http.delete(format!("{}{path}", self.base))).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Which processor versions derived which ranges of `events` (admin token).
+    pub async fn processor_versions(&self) -> Result<serde_json::Value> {
+        self.get_json("/api/v1/admin/processor-versions").await
+    }
+
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value> {
+        let response = self.send(path, self.http.get(format!("{}{path}", self.base))).await?;
+        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+    }
+
     /// Persists every buffered event now (admin token).
     pub async fn flush(&self) -> Result<()> {
         let path = "/api/v1/admin/flush";

@@ -7,6 +7,8 @@
 //! - `GET`, `PATCH /api/v1/admin/tenants/{id}/settings` (admin token) reads and changes a
 //!   tenant's settings
 //! - `POST /api/v1/admin/flush` (admin token) persists every buffered event now
+//! - `POST`, `GET /api/v1/admin/backfills`, `GET`, `DELETE /api/v1/admin/backfills/{id}`,
+//!   `GET /api/v1/admin/processor-versions` (admin token): rebuilding `events` from raw data
 //! - `POST /api/v1/events` (write key) ingests NDJSON or a JSON array, optionally gzip
 //! - `POST /api/v1/collect` (public site key in the body) takes one event from a web page;
 //!   `GET /js/hourglass.js` is the tracker that sends them
@@ -17,6 +19,7 @@
 //!   token): the dashboard's report API
 
 mod auth;
+mod backfills;
 mod collect;
 pub mod error;
 mod forward;
@@ -142,6 +145,9 @@ impl Gateway {
             )
             .route("/api/v1/admin/flush", post(handlers::flush))
             .route("/api/v1/admin/queries", get(handlers::list_queries))
+            .route("/api/v1/admin/backfills", post(backfills::create).get(backfills::list))
+            .route("/api/v1/admin/backfills/{id}", get(backfills::get).delete(backfills::cancel))
+            .route("/api/v1/admin/processor-versions", get(backfills::versions))
             .route("/api/v1/admin/queries/{id}", axum::routing::delete(handlers::cancel_query))
             .route("/api/v1/events", post(handlers::ingest))
             .route("/api/v1/collect", post(collect::collect).options(collect::collect_preflight))

@@ -47,6 +47,9 @@ pub struct IngesterConfig {
     pub parquet: ParquetOptions,
     /// Where the country of an event that carries none comes from, by its address.
     pub geoip: Option<Arc<GeoIp>>,
+    /// The processor version new events are derived with (one of the processor's supported
+    /// versions; the newest by default). WAL replay derives with it too.
+    pub processor_version: i32,
 }
 
 impl Default for IngesterConfig {
@@ -60,6 +63,7 @@ impl Default for IngesterConfig {
             max_buffer_bytes: 1024 * 1024 * 1024,
             parquet: ParquetOptions::default(),
             geoip: None,
+            processor_version: hourglass_processor::PROCESSOR_VERSION,
         }
     }
 }
@@ -91,11 +95,12 @@ impl Shared {
     /// The processor options of `tenant`'s settings (the defaults for a tenant the catalog
     /// does not know, which only happens when it was deleted after its key was checked).
     pub(crate) async fn processor_options(&self, tenant: &str) -> Result<Options> {
+        let version = self.config.processor_version;
         let Ok(tenant) = TenantId::new(tenant) else {
-            return Ok(Options::default());
+            return Ok(Options { identified_mode: false, version });
         };
         let config = self.settings.get(&tenant).await?;
-        Ok(Options { identified_mode: config.is_some_and(|c| c.settings.identified_mode) })
+        Ok(Options { identified_mode: config.is_some_and(|c| c.settings.identified_mode), version })
     }
 
     pub(crate) fn update_gauges(buffer: &Buffer) {
@@ -133,6 +138,7 @@ impl Ingester {
         catalog: Arc<dyn Catalog>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>> {
+        hourglass_processor::supported(config.processor_version).map_err(hourglass_processor::ProcessError::from)?;
         let wal = WalStore::new(Arc::clone(&store), &config.ingester_id);
         let settings = SettingsCache::new(Arc::clone(&catalog));
         let buffer = RwLock::new(Buffer::new(config.shards));

@@ -165,7 +165,7 @@ async fn persist_chunk(shared: &Shared, chunk: &Chunk) -> Result<()> {
                 return Err(Error::Put { path, source });
             }
             metrics::PERSISTED_FILES.inc();
-            let version = (table == TableName::Events).then_some(hourglass_processor::PROCESSOR_VERSION);
+            let version = (table == TableName::Events).then_some(shared.config.processor_version);
             files.push(NewFile::new(key, INGEST_GENERATION, path, bytes, stats, version));
         }
     }

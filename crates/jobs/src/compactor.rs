@@ -7,15 +7,14 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use bytes::Bytes;
 use hourglass_catalog::{Catalog, Error as CatalogError, FileFilter, FileRecord, NewFile};
 use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
 use hourglass_types::{Clock, PartitionKey, TableName};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::dedupe::first_of_each_event;
+use crate::objects::{delete_quietly, read_batches};
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -79,8 +78,10 @@ pub struct Compactor {
     clock: Arc<dyn Clock>,
 }
 
-/// One partition's files of one processor version: the unit of a merge.
-type Group = (i64, u32, u64, Option<i32>);
+/// One partition's files of one processor version: the unit of a merge. Generations are
+/// not kept apart: late events persisted after a backfill (generation 1) merge with the
+/// rebuilt files, and the merged file takes the newest generation.
+type Group = (i64, u32, Option<i32>);
 
 impl Compactor {
     /// A compactor over this store and catalog.
@@ -108,11 +109,12 @@ impl Compactor {
             let listing = self.catalog.list_files(&filter).await?;
             let mut groups: BTreeMap<Group, Vec<FileRecord>> = BTreeMap::new();
             for f in listing.files {
-                let key = (f.file.hour, f.file.shard, f.file.generation, f.file.processor_version);
+                let key = (f.file.hour, f.file.shard, f.file.processor_version);
                 groups.entry(key).or_default().push(f);
             }
-            for ((hour, shard, generation, _), files) in groups {
+            for ((hour, shard, _), files) in groups {
                 let Some(picked) = self.pick(hour, files) else { continue };
+                let generation = picked.iter().map(|f| f.file.generation).max().unwrap_or(1);
                 self.merge(PartitionKey { table, hour, shard }, generation, picked, &mut report).await?;
             }
         }
@@ -146,14 +148,6 @@ impl Compactor {
         (picked.len() >= 2).then_some(picked)
     }
 
-    async fn read(&self, path: &str) -> Result<Vec<RecordBatch>> {
-        let object = |source| Error::Object { path: path.to_string(), source };
-        let bytes: Bytes = self.store.get(&Path::from(path)).await.map_err(object)?.bytes().await.map_err(object)?;
-        let parquet = |source| Error::ReadParquet { path: path.to_string(), source };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?.build().map_err(parquet)?;
-        Ok(reader.collect::<Result<Vec<_>, _>>()?)
-    }
-
     async fn merge(
         &self,
         key: PartitionKey,
@@ -163,7 +157,7 @@ impl Compactor {
     ) -> Result<()> {
         let mut batches = Vec::new();
         for f in &files {
-            batches.extend(self.read(&f.file.path).await?);
+            batches.extend(read_batches(self.store.as_ref(), &f.file.path).await?);
         }
         if batches.is_empty() {
             return Ok(());
@@ -205,7 +199,7 @@ impl Compactor {
             }
             Err(CatalogError::FilesGone { .. }) => {
                 report.lost_races += 1;
-                self.delete_quietly(&path).await;
+                delete_quietly(self.store.as_ref(), &path).await;
                 Ok(())
             }
             Err(e) => {
@@ -213,13 +207,6 @@ impl Compactor {
                 // unreferenced, it only costs space.
                 Err(e.into())
             }
-        }
-    }
-
-    async fn delete_quietly(&self, path: &str) {
-        match self.store.delete(&Path::from(path)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => tracing::warn!(path, error = %e, "deleting an unreferenced object failed"),
         }
     }
 
@@ -266,7 +253,7 @@ fn merged_schema(table: &SchemaRef, batches: &[RecordBatch]) -> SchemaRef {
 
 /// `batch` in the merge's schema: columns matched by name, a missing one filled with nulls, a
 /// column whose type changed cast to the current type.
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let rows = batch.num_rows();
     let columns = schema
         .fields()

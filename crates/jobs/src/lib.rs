@@ -6,13 +6,18 @@
 //! - Garbage collection, part of each compaction pass: objects the catalog no longer references
 //!   are deleted once a grace period has passed, so a query that listed them just before they
 //!   were replaced can still read them.
+//! - [`Backfiller`]: rebuilds `events` from the raw files for a range, with a chosen processor
+//!   version, swapping each partition atomically; jobs are queued in the catalog.
 //! - [`RollupJob`]: materializes the rollups of `sql/rollups/` per closed UTC hour, and again
 //!   when late events change an hour's sessions.
 
+mod backfill;
 mod compactor;
 mod dedupe;
+mod objects;
 mod rollup;
 
+pub use backfill::{BackfillConfig, BackfillReport, Backfiller};
 pub use compactor::{CompactionReport, Compactor, CompactorConfig};
 pub use rollup::{RollupConfig, RollupJob, RollupReport};
 
@@ -50,9 +55,23 @@ pub enum Error {
     /// Sessionizing a tenant's events failed.
     #[error("sessionizing events")]
     Report(#[source] Box<hourglass_report::Error>),
-    /// A rollup column has an unexpected type.
-    #[error("rollup column is not {0}")]
+    /// A column has an unexpected type.
+    #[error("unexpected column shape: expected {0}")]
     Shape(&'static str),
+    /// The processor refused a batch.
+    #[error("processing raw events")]
+    Process(#[from] hourglass_processor::ProcessError),
+    /// A backfill cannot go on.
+    #[error("{0}")]
+    Backfill(String),
+}
+
+impl Error {
+    /// Whether running the same work again would fail the same way (bad data, a version this
+    /// build lacks), as opposed to a catalog or store that may answer next time.
+    pub fn is_permanent(&self) -> bool {
+        !matches!(self, Self::Catalog(_) | Self::Object { .. })
+    }
 }
 
 /// Result type of this crate.

@@ -14,18 +14,18 @@ pub struct Source {
 }
 
 /// The source of an event: `utm_source` (else `source`, `ref`) named through the source
-/// table; else the referrer host when it is not the page's own host; else the search engine of
-/// a `gclid` or `msclkid`; else none (Direct).
-pub fn source_of(page: &UrlParts, referrer: Option<&ReferrerParts>) -> Option<Source> {
+/// table of processor `version`; else the referrer host when it is not the page's own host;
+/// else the search engine of a `gclid` or `msclkid`; else none (Direct).
+pub fn source_of(page: &UrlParts, referrer: Option<&ReferrerParts>, version: i32) -> Option<Source> {
     let tagged = page.utm[0].as_deref().or(page.source_param.as_deref()).map(|v| v.trim().to_lowercase());
     if let Some(value) = tagged.filter(|v| !v.is_empty()) {
-        return Some(match sources::by_utm(&value) {
+        return Some(match sources::by_utm(&value, version) {
             Some(known) => Source { name: known.name.to_string(), category: known.category },
             None => Source { name: value, category: None },
         });
     }
     if let Some(referrer) = referrer.filter(|r| !is_self_referral(r, page)) {
-        return Some(match sources::by_host(&referrer.host) {
+        return Some(match sources::by_host(&referrer.host, version) {
             Some(known) => Source { name: known.name.to_string(), category: known.category },
             None => Source { name: referrer.host.clone(), category: None },
         });

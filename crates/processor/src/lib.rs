@@ -1,10 +1,13 @@
 //! Hourglass processor: the versioned, pure function from `raw_events` rows to `events` rows.
 //!
 //! The processor has no IO and no state that changes its answers: the same raw batch, the
-//! same [`Options`] and the same [`PROCESSOR_VERSION`] always give the same events batch (the
-//! user-agent cache only saves work). That is what lets reprocessing rebuild `events` from the
-//! immutable raw files for any time range. Every change to what it derives must bump
-//! [`PROCESSOR_VERSION`], which is stored in each row and in the catalog for each file.
+//! same [`Options`] (which name the processor version to run) always give the same events
+//! batch (the user-agent cache only saves work). That is what lets reprocessing rebuild
+//! `events` from the immutable raw files for any time range. Every change to what it derives
+//! must bump [`PROCESSOR_VERSION`] and keep the older versions in [`SUPPORTED_VERSIONS`]
+//! deriving what they did, so a deployment can move history to the new version with a
+//! backfill, or pin ingest to the old one while it rolls out. The version is stored in each
+//! row and in the catalog for each file.
 //!
 //! [`process`] keeps one output row per input row, with a trailing [`BOT_FLAG`] column, so
 //! that the ingester can de-duplicate and partition raw and processed rows together; [`humans`]
@@ -31,12 +34,35 @@ use hourglass_types::schema::{self, col};
 
 pub use url_parts::{CLICK_ID_KEYS, ReferrerParts, UTM_KEYS, UrlParts};
 
-/// Version of the derivation rules. Bump it whenever any derived value could change.
+/// The newest version of the derivation rules: what new data is processed with by default.
+/// Bump it whenever any derived value could change.
 ///
 /// 1: host, path and UTM values. 2: click id, referrer page, source, channel, user agent,
 /// device, bots left out, visitor id. 3: the previous day's visitor id for cookieless
-/// events early in their UTC day.
-pub const PROCESSOR_VERSION: i32 = 3;
+/// events early in their UTC day. 4: Meta AI, Qwen, Kimi and Microsoft 365 Copilot are
+/// AI assistants (version 3 took their visits for referrals).
+pub const PROCESSOR_VERSION: i32 = 4;
+
+/// The versions this build can run. Versions 1 and 2 predate `prev_visitor_id` and are not
+/// kept: data they produced is rebuilt with a supported version by a backfill.
+pub const SUPPORTED_VERSIONS: std::ops::RangeInclusive<i32> = 3..=PROCESSOR_VERSION;
+
+/// `version` if this build can run it.
+pub fn supported(version: i32) -> Result<i32, UnsupportedVersion> {
+    if SUPPORTED_VERSIONS.contains(&version) { Ok(version) } else { Err(UnsupportedVersion { version }) }
+}
+
+/// A processor version this build cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "processor version {version} is not supported by this build (it runs versions {first} to {last})",
+    first = SUPPORTED_VERSIONS.start(),
+    last = SUPPORTED_VERSIONS.end()
+)]
+pub struct UnsupportedVersion {
+    /// The version asked for.
+    pub version: i32,
+}
 
 /// Name of the trailing column of [`process`]'s output that marks bots.
 pub const BOT_FLAG: &str = "__is_bot";
@@ -54,13 +80,27 @@ pub enum ProcessError {
     /// Arrow refused to assemble the output batch.
     #[error("assembling the events batch")]
     Arrow(#[from] ArrowError),
+    /// The options name a version this build cannot run.
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedVersion),
 }
 
-/// The tenant settings the derivation depends on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the derivation depends on besides the raw rows: the tenant's settings and the
+/// processor version to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// Identified mode: a `user_id` identifies the visitor (rule 1 of `visitor_id`).
     pub identified_mode: bool,
+    /// The processor version to run, one of [`SUPPORTED_VERSIONS`] (see [`supported`]); it is
+    /// also what the rows' `processor_version` says.
+    pub version: i32,
+}
+
+impl Default for Options {
+    /// Anonymous visitors, the newest version.
+    fn default() -> Self {
+        Self { identified_mode: false, version: PROCESSOR_VERSION }
+    }
 }
 
 static STAGED: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -93,10 +133,10 @@ struct Traffic {
     channel: &'static str,
 }
 
-fn traffic_of(url: Option<&str>, referrer: Option<&str>) -> Traffic {
+fn traffic_of(url: Option<&str>, referrer: Option<&str>, version: i32) -> Traffic {
     let page = url.map(UrlParts::parse).unwrap_or_default();
     let referrer = referrer.and_then(ReferrerParts::parse);
-    let source = channel::source_of(&page, referrer.as_ref());
+    let source = channel::source_of(&page, referrer.as_ref(), version);
     let lower = |v: &Option<String>| v.as_deref().unwrap_or("").to_lowercase();
     let source_key = source.as_ref().map(|s| s.name.to_lowercase()).unwrap_or_default();
     let channel = channel::channel_of(&channel::ChannelInput {
@@ -113,6 +153,7 @@ fn traffic_of(url: Option<&str>, referrer: Option<&str>) -> Traffic {
 /// Derives the processed rows of a `raw_events` batch, row for row, with the [`BOT_FLAG`]
 /// column last; see [`humans`].
 pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, ProcessError> {
+    let version = supported(options.version)?;
     let raw_schema = schema::raw_events();
     if raw.schema().fields() != raw_schema.fields() {
         return Err(ProcessError::BadInput { column: "(schema)" });
@@ -144,7 +185,7 @@ pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, Proc
     let no_agent = Arc::new(user_agent::Agent::default());
     for i in 0..rows {
         let (url, referrer) = (value(urls, i), value(referrers, i));
-        let t = traffic.entry((url, referrer)).or_insert_with(|| traffic_of(url, referrer));
+        let t = traffic.entry((url, referrer)).or_insert_with(|| traffic_of(url, referrer, version));
         hostname.append_option(t.page.hostname.as_deref());
         path.append_option(t.page.path.as_deref());
         for (builder, value) in utm.iter_mut().zip(t.page.utm.iter()) {
@@ -192,7 +233,7 @@ pub fn process(raw: &RecordBatch, options: &Options) -> Result<RecordBatch, Proc
     }
     columns.push(Arc::new(visitor.finish()));
     columns.push(Arc::new(prev_visitor.finish()));
-    columns.push(Arc::new(Int32Array::from(vec![PROCESSOR_VERSION; rows])));
+    columns.push(Arc::new(Int32Array::from(vec![version; rows])));
     columns.push(Arc::new(bots.finish()));
     Ok(RecordBatch::try_new(staged_schema(), columns)?)
 }

@@ -30,7 +30,8 @@ pub struct Known {
     pub category: Option<Category>,
 }
 
-/// The parsed table: exact hosts, `label.*` wildcards and utm aliases.
+/// The parsed table of one processor version: exact hosts, `label.*` wildcards and utm
+/// aliases.
 struct Table {
     hosts: HashMap<&'static str, Known>,
     wildcards: HashMap<&'static str, Known>,
@@ -40,7 +41,18 @@ struct Table {
 
 const SOURCE_TABLE: &str = include_str!("../data/sources.tsv");
 
-static TABLE: LazyLock<Table> = LazyLock::new(|| parse_table(SOURCE_TABLE));
+/// One table per version the processor can run, oldest first: a row's `versions` column
+/// decides which tables hold it, so an older version keeps deriving what it always did.
+static TABLES: LazyLock<Vec<Table>> =
+    LazyLock::new(|| crate::SUPPORTED_VERSIONS.map(|version| parse_table(SOURCE_TABLE, version)).collect());
+
+fn table(version: i32) -> &'static Table {
+    let tables = &*TABLES;
+    let first = *crate::SUPPORTED_VERSIONS.start();
+    // Versions are checked where Options are made; anything else reads the newest table.
+    let index = usize::try_from(version - first).ok().filter(|i| *i < tables.len()).unwrap_or(tables.len() - 1);
+    &tables[index]
+}
 
 fn parse_category(text: &str) -> Option<Category> {
     match text {
@@ -54,7 +66,27 @@ fn parse_category(text: &str) -> Option<Category> {
     }
 }
 
-fn parse_table(text: &'static str) -> Table {
+/// The processor versions a row's `versions` field names: `4-`, `2-3`, or empty for every
+/// version; `None` when it is malformed (the table's unit test refuses that).
+fn versions_of(field: &str) -> Option<std::ops::RangeInclusive<i32>> {
+    let field = field.trim();
+    if field.is_empty() {
+        return Some(i32::MIN..=i32::MAX);
+    }
+    let (since, until) = field.split_once('-')?;
+    let since = since.trim().parse::<i32>().ok()?;
+    let until = match until.trim() {
+        "" => i32::MAX,
+        text => text.parse::<i32>().ok()?,
+    };
+    Some(since..=until)
+}
+
+fn row_applies(field: &str, version: i32) -> bool {
+    versions_of(field).is_some_and(|range| range.contains(&version))
+}
+
+fn parse_table(text: &'static str, version: i32) -> Table {
     let mut table =
         Table { hosts: HashMap::new(), wildcards: HashMap::new(), aliases: HashMap::new(), by_name: HashMap::new() };
     // The header line and comments are skipped; the table's shape is checked by a unit test,
@@ -66,6 +98,9 @@ fn parse_table(text: &'static str) -> Table {
         else {
             continue;
         };
+        if !row_applies(fields.next().unwrap_or(""), version) {
+            continue;
+        }
         let known = Known { name, category: parse_category(category) };
         for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
             match host.strip_suffix(".*") {
@@ -89,10 +124,11 @@ fn is_public_suffix_like(tail: &str) -> bool {
     (1..=2).contains(&labels.len()) && labels.iter().all(|l| (2..=3).contains(&l.len()))
 }
 
-/// The known source of a referrer host (lower-case, with or without `www.`): the most specific
-/// exact host first, then subdomains of a listed host, then `label.*` wildcards.
-pub fn by_host(host: &str) -> Option<Known> {
-    let table = &*TABLE;
+/// The known source of a referrer host (lower-case, with or without `www.`) in the table of
+/// processor `version`: the most specific exact host first, then subdomains of a listed host,
+/// then `label.*` wildcards.
+pub fn by_host(host: &str, version: i32) -> Option<Known> {
+    let table = table(version);
     let mut suffix = host;
     loop {
         if let Some(known) = table.hosts.get(suffix) {
@@ -112,15 +148,13 @@ pub fn by_host(host: &str) -> Option<Known> {
 }
 
 /// The known source named by a lower-cased `utm_source` value: an alias (`fb`), a source's
-/// own name (`facebook`), or a referrer host written as the value (`news.ycombinator.com`).
-pub fn by_utm(value: &str) -> Option<Known> {
-    let table = &*TABLE;
-    table
-        .aliases
-        .get(value)
-        .or_else(|| table.by_name.get(value))
-        .copied()
-        .or_else(|| if value.contains('.') { by_host(value.strip_prefix("www.").unwrap_or(value)) } else { None })
+/// own name (`facebook`), or a referrer host written as the value (`news.ycombinator.com`), in
+/// the table of processor `version`.
+pub fn by_utm(value: &str, version: i32) -> Option<Known> {
+    let table = table(version);
+    table.aliases.get(value).or_else(|| table.by_name.get(value)).copied().or_else(|| {
+        if value.contains('.') { by_host(value.strip_prefix("www.").unwrap_or(value), version) } else { None }
+    })
 }
 
 #[cfg(test)]
@@ -128,19 +162,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_table_line_has_four_fields_and_a_known_category() {
+    fn every_table_line_has_four_or_five_fields_a_known_category_and_valid_versions() {
         for line in SOURCE_TABLE.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let fields: Vec<&str> = line.split('\t').collect();
-            assert_eq!(fields.len(), 4, "line {line:?}");
+            assert!((4..=5).contains(&fields.len()), "line {line:?}");
             if fields[0] != "name" {
                 assert!(fields[1] == "-" || parse_category(fields[1]).is_some(), "category in {line:?}");
+                if let Some(versions) = fields.get(4) {
+                    assert!(versions_of(versions).is_some(), "versions in {line:?}");
+                }
             }
         }
     }
 
     #[test]
+    fn rows_apply_to_their_versions_only() {
+        assert!(row_applies("", 3));
+        assert!(row_applies("4-", 4) && !row_applies("4-", 3));
+        assert!(row_applies("2-3", 3) && !row_applies("2-3", 4));
+        assert!(!row_applies("four", 4));
+        // Version 4 named the AI assistants that version 3 took for plain referrers.
+        assert_eq!(by_host("meta.ai", 3), None);
+        assert_eq!(by_host("meta.ai", 4).and_then(|k| k.category), Some(Category::Ai));
+        assert_eq!(by_utm("kimi", 3), None);
+        assert_eq!(by_utm("kimi", 4).map(|k| k.name), Some("Kimi"));
+        assert_eq!(by_host("chatgpt.com", 3).map(|k| k.name), Some("ChatGPT"));
+    }
+
+    #[test]
     fn hosts_match_exactly_by_subdomain_and_by_wildcard() {
-        let name = |h: &str| by_host(h).map(|k| k.name);
+        let name = |h: &str| by_host(h, crate::PROCESSOR_VERSION).map(|k| k.name);
         assert_eq!(name("google.com"), Some("Google"));
         assert_eq!(name("google.co.uk"), Some("Google"));
         assert_eq!(name("www.google.com.br"), Some("Google"));
@@ -159,7 +210,7 @@ mod tests {
 
     #[test]
     fn utm_values_resolve_through_aliases_names_and_hosts() {
-        let name = |v: &str| by_utm(v).map(|k| k.name);
+        let name = |v: &str| by_utm(v, crate::PROCESSOR_VERSION).map(|k| k.name);
         assert_eq!(name("fb"), Some("Facebook"));
         assert_eq!(name("facebook"), Some("Facebook"));
         assert_eq!(name("google"), Some("Google"));
@@ -168,7 +219,7 @@ mod tests {
         assert_eq!(name("www.reddit.com"), Some("Reddit"));
         assert_eq!(name("chatgpt.com"), Some("ChatGPT"));
         assert_eq!(name("spring_sale"), None);
-        let category = |v: &str| by_utm(v).and_then(|k| k.category);
+        let category = |v: &str| by_utm(v, crate::PROCESSOR_VERSION).and_then(|k| k.category);
         assert_eq!(category("google"), Some(Category::Search));
         assert_eq!(category("youtube"), Some(Category::Video));
         assert_eq!(category("wikipedia"), None);

@@ -1,6 +1,6 @@
 use super::*;
 use arrow::array::{BooleanArray, MapBuilder, TimestampMillisecondArray};
-use arrow::datatypes::UInt64Type;
+use arrow::datatypes::{Int32Type, UInt64Type};
 
 fn parts(url: &str) -> UrlParts {
     UrlParts::parse(url)
@@ -198,4 +198,34 @@ fn url_edge_cases() {
     assert_eq!(parts("").path, None);
     // Click ids: the first by rank wins, whatever the order in the query.
     assert_eq!(parts("https://a.example/?fbclid=1&gclid=2").click_id, Some("gclid"));
+}
+
+#[test]
+fn each_supported_version_derives_its_own_channels_and_says_so() {
+    let from_meta_ai = Row {
+        url: Some("https://shop.example/"),
+        referrer: Some("https://www.meta.ai/"),
+        user_agent: Some(CHROME),
+        client_id: Some("c1"),
+        ..Row::default()
+    };
+    let raw = raw_rows(&[from_meta_ai]);
+    let run = |version| {
+        let options = Options { version, ..Options::default() };
+        humans(&process(&raw, &options).expect("process")).expect("humans")
+    };
+    let v3 = run(3);
+    assert_eq!(strings_of(&v3, col::SOURCE), [Some("meta.ai".into())]);
+    assert_eq!(strings_of(&v3, col::CHANNEL), [Some("Referral".into())]);
+    let v4 = run(4);
+    assert_eq!(strings_of(&v4, col::SOURCE), [Some("Meta AI".into())]);
+    assert_eq!(strings_of(&v4, col::CHANNEL), [Some("AI Assistants".into())]);
+    let versions = |b: &RecordBatch| {
+        b.column_by_name(col::PROCESSOR_VERSION).expect("processor_version").as_primitive::<Int32Type>().value(0)
+    };
+    assert_eq!((versions(&v3), versions(&v4)), (3, 4));
+    // Everything but the source table is the same in both versions.
+    assert_eq!(v3.column_by_name(col::VISITOR_ID), v4.column_by_name(col::VISITOR_ID));
+    let unsupported = Options { version: 2, ..Options::default() };
+    assert!(matches!(process(&raw, &unsupported), Err(ProcessError::Unsupported(UnsupportedVersion { version: 2 }))));
 }

@@ -38,6 +38,48 @@ pub enum Command {
     /// Imports a CSV, NDJSON or Parquet file as one of the tenant's tables (with its write
     /// key), replacing an earlier import of the same name.
     Import(ImportArgs),
+    /// Rebuilds `events` (and so sessions and rollups) from the raw events of a range, with a
+    /// processor version, while ingest and queries go on; shows its progress until it ends
+    /// (admin token). Also lists, follows and cancels backfills.
+    Backfill(BackfillArgs),
+    /// Shows which processor versions derived which ranges of `events` (admin token).
+    ProcessorVersions {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The derived table to rebuild.
+    #[arg(long, default_value = "events")]
+    pub table: String,
+    /// Only this tenant's rows (default: every tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// First day (YYYY-MM-DD, UTC) or hour (an RFC 3339 time) to rebuild.
+    #[arg(long, required_unless_present_any = ["list", "watch", "cancel"])]
+    pub from: Option<String>,
+    /// Last day (YYYY-MM-DD, UTC, included) or hour (an RFC 3339 time, its hour included).
+    #[arg(long, required_unless_present_any = ["list", "watch", "cancel"])]
+    pub to: Option<String>,
+    /// The processor version to rebuild with (default: the newest the server has).
+    #[arg(long, value_parser = processor_version)]
+    pub processor_version: Option<i32>,
+    /// Queue the backfill and print it, without following its progress.
+    #[arg(long)]
+    pub detach: bool,
+    /// List the newest backfills instead.
+    #[arg(long, conflicts_with_all = ["watch", "cancel", "from", "to", "tenant"])]
+    pub list: bool,
+    /// Follow the progress of backfill ID instead (to its end).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["cancel", "from", "to", "tenant"])]
+    pub watch: Option<i64>,
+    /// Cancel backfill ID instead; partitions it already rebuilt stay rebuilt.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["from", "to", "tenant"])]
+    pub cancel: Option<i64>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +368,13 @@ pub struct CompactArgs {
     /// events.
     #[arg(long, env = "HOURGLASS_ROLLUP_SETTLE", default_value = "30m")]
     pub rollup_settle: humantime::Duration,
+    /// How often the compactor looks for a queued backfill.
+    #[arg(long, env = "HOURGLASS_BACKFILL_INTERVAL", default_value = "5s")]
+    pub backfill_interval: humantime::Duration,
+    /// A running backfill whose compactor reported no progress for this long is taken over
+    /// by another compactor (a restarted compactor takes its own back at once).
+    #[arg(long, env = "HOURGLASS_BACKFILL_LEASE", default_value = "2m")]
+    pub backfill_lease: humantime::Duration,
 }
 
 /// Where the persistent state lives: the object store and the catalog.
@@ -431,6 +480,18 @@ pub struct IngestArgs {
     /// newer file.
     #[arg(long, env = "HOURGLASS_GEOIP_DATABASE")]
     pub geoip_database: Option<std::path::PathBuf>,
+    /// The processor version new events are derived with: the newest this build has by
+    /// default. Pin an older supported version while a new one rolls out; move history with
+    /// `hourglass backfill`.
+    #[arg(long, env = "HOURGLASS_PROCESSOR_VERSION", default_value_t = hourglass_processor::PROCESSOR_VERSION,
+          value_parser = processor_version)]
+    pub processor_version: i32,
+}
+
+/// A processor version this build can run.
+pub fn processor_version(text: &str) -> Result<i32, String> {
+    let version: i32 = text.trim().parse().map_err(|_| format!("{text:?} is not a version number"))?;
+    hourglass_processor::supported(version).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

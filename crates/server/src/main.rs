@@ -1,5 +1,6 @@
 //! The `hourglass` binary: one binary, every role.
 
+mod backfill_command;
 mod cli;
 mod commands;
 mod node;
@@ -61,6 +62,8 @@ fn main() -> std::process::ExitCode {
         Command::Tenant { command } => client_main(commands::tenant(command)),
         Command::Query(args) => client_main(commands::query(args)),
         Command::Import(args) => client_main(commands::import(args)),
+        Command::Backfill(args) => client_main(backfill_command::backfill(args)),
+        Command::ProcessorVersions { server } => client_main(backfill_command::processor_versions(server)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use hourglass_gateway::{
     ClientHeaders, ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
 };
 use hourglass_ingest::{GeoIp, IngestLimits, Ingester, IngesterConfig};
-use hourglass_jobs::{Compactor, CompactorConfig, RollupConfig, RollupJob};
+use hourglass_jobs::{BackfillConfig, Backfiller, Compactor, CompactorConfig, RollupConfig, RollupJob};
 use hourglass_pgwire::PgServer;
 use hourglass_query::{AdmissionConfig, BufferSource, BufferedChunk, Querier, QueryConfig};
 use hourglass_storage::{ObjectStoreConfig, ParquetOptions, S3Config};
@@ -73,6 +73,7 @@ fn ingester_config(a: &IngestArgs) -> anyhow::Result<IngesterConfig> {
         max_buffer_bytes: bytes(&a.max_buffer_bytes),
         parquet: ParquetOptions::default(),
         geoip: a.geoip_database.as_deref().map(open_geoip).transpose()?,
+        processor_version: a.processor_version,
     })
 }
 
@@ -442,8 +443,23 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         );
         let rollup_interval = *args.rollup_interval;
         let rollup_stop = shutdown.clone();
+        let backfiller = Backfiller::new(
+            BackfillConfig {
+                owner: membership.me().id.clone(),
+                lease: *args.backfill_lease,
+                ..BackfillConfig::default()
+            },
+            Arc::clone(&store),
+            Arc::clone(&catalog),
+        );
+        let backfill_interval = *args.backfill_interval;
+        let backfill_stop = shutdown.clone();
         tokio::spawn(async move {
-            tokio::join!(compactor.run(interval, stop.wait()), rollups.run(rollup_interval, rollup_stop.wait()));
+            tokio::join!(
+                compactor.run(interval, stop.wait()),
+                rollups.run(rollup_interval, rollup_stop.wait()),
+                backfiller.run(backfill_interval, backfill_stop.wait())
+            );
         })
     });
     let cluster = match &plan.gateway {

@@ -334,3 +334,83 @@ async fn rollup_hours_go_stale_when_their_window_gets_new_events(fx: Fixture) {
     let garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
     assert_eq!(garbage, ["ro/10a"]);
 }
+
+on_both_backends!(backfills_are_claimed_once_resumed_by_their_owner_and_fenced);
+async fn backfills_are_claimed_once_resumed_by_their_owner_and_fenced(fx: Fixture) {
+    use hourglass_catalog::{BackfillProgress, BackfillState, NewBackfill};
+    let cat = fx.open().await;
+    cat.create_tenant(&tenant("a"), "w", "r").await.expect("tenant");
+    let lease = Duration::from_secs(60);
+    assert_eq!(cat.claim_backfill("c1", lease).await.expect("nothing queued"), None);
+    let spec = NewBackfill {
+        table: TableName::Events,
+        tenant: Some(tenant("a")),
+        from_hour: 100,
+        to_hour: 124,
+        processor_version: 4,
+    };
+    let queued = cat.create_backfill(&spec).await.expect("queue");
+    assert_eq!((queued.state, queued.progress.next_hour, queued.owner.clone()), (BackfillState::Queued, 100, None));
+    let everyone = cat.create_backfill(&NewBackfill { tenant: None, ..spec.clone() }).await.expect("queue");
+
+    let claimed = cat.claim_backfill("c1", lease).await.expect("claim").expect("the oldest job");
+    assert_eq!((claimed.id, claimed.state, claimed.owner.as_deref()), (queued.id, BackfillState::Running, Some("c1")));
+    assert_eq!(claimed.spec, spec);
+    let second = cat.claim_backfill("c2", lease).await.expect("claim").expect("the next job");
+    assert_eq!(second.id, everyone.id, "a running job with a live owner is not handed out twice");
+    assert_eq!(cat.claim_backfill("c3", lease).await.expect("claim"), None);
+
+    let progress = BackfillProgress {
+        next_hour: 110,
+        partitions_done: 10,
+        partitions_skipped: 1,
+        rows_read: 500,
+        rows_written: 480,
+    };
+    assert!(cat.record_backfill_progress(queued.id, "c1", &progress).await.expect("progress"));
+    assert!(!cat.record_backfill_progress(queued.id, "c2", &progress).await.expect("fenced"), "only the owner records");
+    // The owner, restarted, takes its job back where it was; a silent owner's job is taken over.
+    let back = cat.claim_backfill("c1", lease).await.expect("claim").expect("its own job");
+    assert_eq!((back.id, back.progress), (queued.id, progress));
+    assert_eq!(back.started_at_ms, claimed.started_at_ms, "the first start is kept");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let taken = cat.claim_backfill("c3", Duration::from_millis(1)).await.expect("claim").expect("an abandoned job");
+    assert_eq!((taken.id, taken.owner.as_deref()), (queued.id, Some("c3")));
+    assert!(!cat.record_backfill_progress(queued.id, "c1", &progress).await.expect("fenced"), "the old owner stops");
+
+    assert!(cat.finish_backfill(queued.id, "c3", None).await.expect("finish"));
+    let done = cat.get_backfill(queued.id).await.expect("get").expect("job");
+    assert_eq!(done.state, BackfillState::Done);
+    assert!(done.finished_at_ms.is_some());
+    assert!(!cat.finish_backfill(queued.id, "c3", Some("late")).await.expect("finished"), "a final state stays");
+
+    let cancelled = cat.cancel_backfill(everyone.id).await.expect("cancel").expect("job");
+    assert_eq!(cancelled.state, BackfillState::Cancelled);
+    assert!(!cat.record_backfill_progress(everyone.id, "c2", &progress).await.expect("cancelled"), "its owner stops");
+    assert_eq!(cat.cancel_backfill(everyone.id + 100).await.expect("cancel"), None);
+    let listed: Vec<i64> = cat.list_backfills(10).await.expect("list").iter().map(|b| b.id).collect();
+    assert_eq!(listed, [everyone.id, queued.id], "newest first");
+    assert_eq!(cat.claim_backfill("c4", Duration::from_millis(1)).await.expect("claim"), None, "final jobs stay final");
+}
+
+on_both_backends!(version_hours_count_events_files_by_processor_version);
+async fn version_hours_count_events_files_by_processor_version(fx: Fixture) {
+    let cat = fx.open().await;
+    let h = 3_600_000;
+    let versioned = |path: &str, hour: i64, version: i32| NewFile {
+        processor_version: Some(version),
+        ..file(TableName::Events, path, ("a", "b"), (hour * h, hour * h + 10), 5)
+    };
+    let raw = file(TableName::RawEvents, "raw/10", ("a", "b"), (10 * h, 10 * h + 10), 6);
+    cat.commit_persist("i", 1, &[versioned("e/10a", 10, 3), versioned("e/10b", 10, 3), versioned("e/11", 11, 4), raw])
+        .await
+        .expect("persist");
+    let hours: Vec<(i64, i32, u64, u64)> = cat
+        .version_hours()
+        .await
+        .expect("versions")
+        .iter()
+        .map(|v| (v.hour, v.processor_version, v.files, v.rows))
+        .collect();
+    assert_eq!(hours, [(10, 3, 2, 10), (11, 4, 1, 5)], "raw files carry no version");
+}

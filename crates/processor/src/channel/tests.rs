@@ -7,7 +7,7 @@ use super::*;
 fn channel(url: &str, referrer: Option<&str>) -> &'static str {
     let page = UrlParts::parse(url);
     let referrer = referrer.and_then(ReferrerParts::parse);
-    let source = source_of(&page, referrer.as_ref());
+    let source = source_of(&page, referrer.as_ref(), crate::PROCESSOR_VERSION);
     let name = source.as_ref().map(|s| s.name.to_lowercase()).unwrap_or_default();
     let medium = page.utm[1].as_deref().unwrap_or("").to_lowercase();
     let campaign = page.utm[2].as_deref().unwrap_or("").to_lowercase();
@@ -22,7 +22,7 @@ fn channel(url: &str, referrer: Option<&str>) -> &'static str {
 
 fn source(url: &str, referrer: Option<&str>) -> Option<String> {
     let page = UrlParts::parse(url);
-    source_of(&page, referrer.and_then(ReferrerParts::parse).as_ref()).map(|s| s.name)
+    source_of(&page, referrer.and_then(ReferrerParts::parse).as_ref(), crate::PROCESSOR_VERSION).map(|s| s.name)
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! ephemeral port in a temporary directory, talks to it over HTTP, and kills it with SIGKILL
 //! where durability is the point.
 
+mod backfill;
 mod bad_input;
 mod bulk_ingest;
 mod chaos;
