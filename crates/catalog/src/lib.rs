@@ -402,7 +402,8 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn forget_nodes_older_than(&self, age: Duration) -> Result<u64>;
 
     /// Up to `limit` objects queued as garbage at least `grace` ago (by the catalog's clock, the
-    /// one that stamped them): no reader can still be using them.
+    /// one that stamped them): no reader can still be using them. An object the catalog
+    /// refers to again (in `files` or as an imported table) is never among them.
     async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>>;
 
     /// Forgets garbage whose objects were deleted.

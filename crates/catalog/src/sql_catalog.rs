@@ -444,12 +444,19 @@ impl Catalog for SqlCatalog {
     }
 
     async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
-        sqlx::query_scalar("SELECT path FROM garbage WHERE removed_at <= $1 ORDER BY removed_at LIMIT $2")
-            .bind(now_ms() - grace.as_millis() as i64)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_err("listing garbage"))
+        // A path the catalog refers to again (a file recorded anew under a replaced file's
+        // key, an import) is never handed out for deletion, whatever queued it.
+        sqlx::query_scalar(
+            "SELECT path FROM garbage g WHERE removed_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.path = g.path) \
+             AND NOT EXISTS (SELECT 1 FROM imported_tables i WHERE i.path = g.path) \
+             ORDER BY removed_at LIMIT $2",
+        )
+        .bind(now_ms() - grace.as_millis() as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing garbage"))
     }
 
     async fn forget_garbage(&self, paths: &[String]) -> Result<()> {

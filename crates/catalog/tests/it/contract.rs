@@ -129,6 +129,15 @@ async fn replace_files_is_all_or_nothing(fx: Fixture) {
     assert_eq!(garbage, ["ev/1", "ev/2"]);
     cat.forget_garbage(&garbage).await.expect("forget");
     assert!(cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage").is_empty());
+
+    // An object queued as garbage that the catalog refers to again is never handed out for
+    // deletion.
+    let listing = cat.list_files(&events(None, None, None)).await.expect("list");
+    let ev3 = listing.files.iter().find(|f| f.file.path == "ev/3").expect("ev/3").id;
+    let again = file(TableName::Events, "ev/3", ("b", "c"), (5, 20), 5);
+    cat.replace_files("compactor", &[ev3], &[]).await.expect("remove ev/3");
+    cat.commit_persist("i", 2, &[again]).await.expect("record ev/3 again");
+    assert!(cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage").is_empty(), "ev/3 is referenced");
 }
 
 fn node(id: &str, incarnation: &str) -> NodeInfo {

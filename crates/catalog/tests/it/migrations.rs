@@ -31,7 +31,7 @@ async fn a_newer_schema_is_refused(fx: Fixture) {
         .await
         .expect("pretend a newer binary migrated");
     let err = SqlCatalog::open(&fx.url, &CatalogOptions::default()).await.expect_err("too new");
-    assert!(matches!(err, Error::SchemaTooNew { found: 999, supported: 5 }), "{err}");
+    assert!(matches!(err, Error::SchemaTooNew { found: 999, supported: 6 }), "{err}");
 }
 
 #[tokio::test]

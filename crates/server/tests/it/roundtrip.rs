@@ -155,7 +155,7 @@ async fn bots_stay_in_raw_events_and_derived_columns_survive_persisting() {
             Value::Object(rows[0].clone()),
             json!({"event_id": "human", "source": "Google", "channel": "Paid Search", "click_id": "gclid",
                    "referrer_page": "https://www.google.de/", "browser": "Chrome", "os": "Windows",
-                   "device": "Desktop", "has_visitor": true, "processor_version": 3}),
+                   "device": "Desktop", "has_visitor": true, "processor_version": 4}),
             "{stage}"
         );
     }
