@@ -8,7 +8,8 @@ use sqlx::{AnyPool, Row};
 
 use crate::dialect::Dialect;
 use crate::migrate::now_ms;
-use crate::rows::tenant_from_db;
+use crate::rows::{non_negative, tenant_from_db};
+use crate::sql_catalog::query_err;
 use crate::{Error, Result};
 
 /// Where a backfill is in its life.
@@ -113,14 +114,6 @@ macro_rules! columns {
     };
 }
 
-fn query_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Query { operation, source }
-}
-
-fn count(what: &'static str, value: i64) -> Result<u64> {
-    u64::try_from(value).map_err(|_| Error::Invalid { what, value: value.to_string() })
-}
-
 fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -148,10 +141,10 @@ fn from_row(row: &AnyRow) -> Result<Backfill> {
         state,
         progress: BackfillProgress {
             next_hour: int("next_hour")?,
-            partitions_done: count("partition count", int("partitions_done")?)?,
-            partitions_skipped: count("partition count", int("partitions_skipped")?)?,
-            rows_read: count("row count", int("rows_read")?)?,
-            rows_written: count("row count", int("rows_written")?)?,
+            partitions_done: non_negative("partition count", int("partitions_done")?)?,
+            partitions_skipped: non_negative("partition count", int("partitions_skipped")?)?,
+            rows_read: non_negative("row count", int("rows_read")?)?,
+            rows_written: non_negative("row count", int("rows_written")?)?,
         },
         owner: opt_text("owner")?,
         error: opt_text("error")?,
@@ -385,8 +378,8 @@ pub(crate) async fn version_hours(pool: &AnyPool) -> Result<Vec<VersionHour>> {
                 hour: row.try_get("hour").map_err(read)?,
                 processor_version: i32::try_from(version)
                     .map_err(|_| Error::Invalid { what: "processor version", value: version.to_string() })?,
-                files: count("file count", row.try_get("files").map_err(read)?)?,
-                rows: count("row count", row.try_get("total").map_err(read)?)?,
+                files: non_negative("file count", row.try_get("files").map_err(read)?)?,
+                rows: non_negative("row count", row.try_get("total").map_err(read)?)?,
             })
         })
         .collect()

@@ -19,7 +19,7 @@ fn read_err(source: sqlx::Error) -> Error {
     Error::Query { operation: "reading a row", source }
 }
 
-fn non_negative(what: &'static str, value: i64) -> Result<u64> {
+pub(crate) fn non_negative(what: &'static str, value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| Error::Invalid { what, value: value.to_string() })
 }
 

@@ -43,7 +43,7 @@ pub struct SqlCatalog {
     dialect: Dialect,
 }
 
-fn query_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+pub(crate) fn query_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| Error::Query { operation, source }
 }
 

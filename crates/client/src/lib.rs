@@ -137,9 +137,7 @@ impl Client {
     /// A tenant's settings and site key, as `GET /api/v1/admin/tenants/{id}/settings` answers
     /// (admin token).
     pub async fn tenant_settings(&self, id: &str) -> Result<serde_json::Value> {
-        let path = format!("/api/v1/admin/tenants/{id}/settings");
-        let response = self.send(&path, self.http.get(format!("{}{path}", self.base))).await?;
-        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+        self.get_json(&format!("/api/v1/admin/tenants/{id}/settings")).await
     }
 
     /// Changes the settings `patch` names (a JSON object of setting to value) and returns the
@@ -236,9 +234,7 @@ impl Client {
 
     /// `GET /api/v1/metadata` (read token): the dimensions, metrics and prop keys.
     pub async fn metadata(&self) -> Result<serde_json::Value> {
-        let path = "/api/v1/metadata";
-        let response = self.send(path, self.http.get(format!("{}{path}", self.base))).await?;
-        response.json().await.map_err(|e| Error::Decode(e.to_string()))
+        self.get_json("/api/v1/metadata").await
     }
 
     async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value> {

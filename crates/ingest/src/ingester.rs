@@ -97,10 +97,10 @@ impl Shared {
     pub(crate) async fn processor_options(&self, tenant: &str) -> Result<Options> {
         let version = self.config.processor_version;
         let Ok(tenant) = TenantId::new(tenant) else {
-            return Ok(Options { identified_mode: false, version });
+            return Ok(Options::for_tenant(None, version));
         };
         let config = self.settings.get(&tenant).await?;
-        Ok(Options { identified_mode: config.is_some_and(|c| c.settings.identified_mode), version })
+        Ok(Options::for_tenant(config.as_ref().map(|c| &c.settings), version))
     }
 
     pub(crate) fn update_gauges(buffer: &Buffer) {

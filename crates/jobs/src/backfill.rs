@@ -12,24 +12,25 @@
 //! events files landed in their windows, and the rollup job computes them again; `sessions`
 //! is computed from `events` when read.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::kernels::cmp::{eq, neq};
 use arrow::compute::{concat_batches, filter_record_batch};
-use hourglass_catalog::{Backfill, BackfillProgress, Catalog, Error as CatalogError, FileFilter, FileRecord, NewFile};
+use hourglass_catalog::{
+    Backfill, BackfillProgress, Catalog, Error as CatalogError, FileFilter, FileRecord, NewFile, SettingsCache,
+};
 use hourglass_processor::{Options, humans, process};
-use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
+use hourglass_storage::ParquetOptions;
 use hourglass_types::schema::{self, col};
 use hourglass_types::{PartitionKey, TableName, TenantId};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 
 use crate::compactor::conform;
 use crate::dedupe::SeenEvents;
-use crate::objects::{delete_quietly, read_batches};
+use crate::objects::{delete_quietly, read_batches, write_partition_file};
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -99,24 +100,7 @@ impl Backfiller {
     /// Looks for a job every `interval` and runs it, until `stop` resolves (a job stopped
     /// midway resumes at its current hour on the next claim).
     pub async fn run(&self, interval: Duration, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return,
-                _ = tick.tick() => {}
-            }
-            let pass = tokio::select! {
-                _ = &mut stop => return,
-                pass = self.run_once() => pass,
-            };
-            match pass {
-                Ok(report) if report.job.is_some() => tracing::info!(?report, "backfill pass"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "backfill pass failed"),
-            }
-        }
+        crate::every("backfill", interval, stop, || self.run_once()).await;
     }
 
     /// Claims the next job, if there is one, and runs it to its end (or until it is
@@ -164,14 +148,25 @@ impl Backfiller {
             return Err(Error::Backfill(format!("table {} cannot be rebuilt; only events can", job.spec.table)));
         }
         hourglass_processor::supported(job.spec.processor_version).map_err(|e| Error::Backfill(e.to_string()))?;
-        let mut settings = SettingsOf::new(Arc::clone(&self.catalog), job.spec.processor_version);
+        let settings = SettingsCache::new(Arc::clone(&self.catalog));
+        let tenant = job.spec.tenant.as_ref();
         for hour in progress.next_hour.max(job.spec.from_hour)..job.spec.to_hour {
             // Within an hour only the claim is renewed: a job resumed midway through an hour
             // rebuilds the whole hour again, so its counts are recorded once, at its end.
             let at_hour_start = *progress;
-            for shard in self.shards_of(job, hour).await? {
+            let mut partitions: BTreeMap<u32, (Vec<FileRecord>, Vec<FileRecord>)> = BTreeMap::new();
+            for f in self.files(TableName::RawEvents, tenant, hour, None).await? {
+                partitions.entry(f.file.shard).or_default().0.push(f);
+            }
+            for f in self.files(TableName::Events, tenant, hour, None).await? {
+                partitions.entry(f.file.shard).or_default().1.push(f);
+            }
+            for (i, (shard, (raw, old))) in partitions.into_iter().enumerate() {
+                if i > 0 && !self.catalog.record_backfill_progress(job.id, &self.config.owner, &at_hour_start).await? {
+                    return Ok(false);
+                }
                 let key = PartitionKey { table: TableName::Events, hour, shard };
-                match self.rebuild_with_retries(job, key, &mut settings).await? {
+                match self.rebuild_with_retries(job, key, raw, old, &settings).await? {
                     Rebuilt::Done { read, written } => {
                         progress.partitions_done += 1;
                         progress.rows_read += read;
@@ -180,9 +175,6 @@ impl Backfiller {
                     Rebuilt::NoRaw => progress.partitions_skipped += 1,
                     Rebuilt::Empty => {}
                 }
-                if !self.catalog.record_backfill_progress(job.id, &self.config.owner, &at_hour_start).await? {
-                    return Ok(false);
-                }
             }
             progress.next_hour = hour + 1;
             if !self.catalog.record_backfill_progress(job.id, &self.config.owner, progress).await? {
@@ -190,20 +182,6 @@ impl Backfiller {
             }
         }
         Ok(true)
-    }
-
-    /// The shards of `hour` that hold raw or derived files of the job's tenants.
-    async fn shards_of(&self, job: &Backfill, hour: i64) -> Result<Vec<u32>> {
-        let mut shards: Vec<u32> = Vec::new();
-        for table in [TableName::RawEvents, TableName::Events] {
-            for f in self.files(table, job.spec.tenant.as_ref(), hour, None).await? {
-                if !shards.contains(&f.file.shard) {
-                    shards.push(f.file.shard);
-                }
-            }
-        }
-        shards.sort_unstable();
-        Ok(shards)
     }
 
     /// The files of `table` in `hour` (and `shard`, if given) that may hold `tenant`'s rows,
@@ -233,24 +211,25 @@ impl Backfiller {
         Ok(files)
     }
 
+    /// Rebuilds a partition from the files listed for it, listing them again each time they
+    /// changed under the rebuild.
     async fn rebuild_with_retries(
         &self,
         job: &Backfill,
         key: PartitionKey,
-        settings: &mut SettingsOf,
+        mut raw: Vec<FileRecord>,
+        mut old: Vec<FileRecord>,
+        settings: &SettingsCache,
     ) -> Result<Rebuilt> {
+        let tenant = job.spec.tenant.as_ref();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.rebuild(job, key, settings).await {
+            match self.rebuild(job, key, &raw, &old, settings).await {
                 Err(Error::Catalog(CatalogError::FilesGone { .. })) if attempt < self.config.attempts => {
-                    tracing::debug!(
-                        job = job.id,
-                        hour = key.hour,
-                        shard = key.shard,
-                        attempt,
-                        "partition changed; again"
-                    );
+                    tracing::debug!(job = job.id, hour = key.hour, shard = key.shard, attempt, "partition changed");
+                    raw = self.files(TableName::RawEvents, tenant, key.hour, Some(key.shard)).await?;
+                    old = self.files(TableName::Events, tenant, key.hour, Some(key.shard)).await?;
                 }
                 Err(Error::Catalog(CatalogError::FilesGone { .. })) => {
                     return Err(Error::Backfill(format!(
@@ -264,16 +243,20 @@ impl Backfiller {
     }
 
     /// Rebuilds one partition and swaps it in.
-    async fn rebuild(&self, job: &Backfill, key: PartitionKey, settings: &mut SettingsOf) -> Result<Rebuilt> {
-        let tenant = job.spec.tenant.as_ref();
-        let raw = self.files(TableName::RawEvents, tenant, key.hour, Some(key.shard)).await?;
-        let old = self.files(TableName::Events, tenant, key.hour, Some(key.shard)).await?;
+    async fn rebuild(
+        &self,
+        job: &Backfill,
+        key: PartitionKey,
+        raw: &[FileRecord],
+        old: &[FileRecord],
+        settings: &SettingsCache,
+    ) -> Result<Rebuilt> {
         if raw.is_empty() {
             return Ok(if old.is_empty() { Rebuilt::Empty } else { Rebuilt::NoRaw });
         }
         let generation = old.iter().map(|f| f.file.generation).max().unwrap_or(1) + 1;
         let mut written: Vec<NewFile> = Vec::new();
-        let outcome = self.write_partition(job, key, generation, &raw, &old, settings, &mut written).await;
+        let outcome = self.write_partition(job, key, generation, raw, old, settings, &mut written).await;
         let (read, rows) = match outcome {
             Ok(counts) => counts,
             Err(e) => {
@@ -306,7 +289,7 @@ impl Backfiller {
         generation: u64,
         raw: &[FileRecord],
         old: &[FileRecord],
-        settings: &mut SettingsOf,
+        settings: &SettingsCache,
         written: &mut Vec<NewFile>,
     ) -> Result<(u64, u64)> {
         let tenant = job.spec.tenant.as_ref();
@@ -346,9 +329,13 @@ impl Backfiller {
                     None => batch,
                 };
                 read += batch.num_rows() as u64;
-                for run in tenant_runs(&batch)? {
-                    let options = settings.options(&run.0).await?;
-                    let events = humans(&process(&run.1, &options)?)?;
+                for (run_tenant, slice) in tenant_runs(&batch)? {
+                    let config = match TenantId::new(&run_tenant) {
+                        Ok(id) => settings.get(&id).await?,
+                        Err(_) => None,
+                    };
+                    let options = Options::for_tenant(config.as_ref().map(|c| &c.settings), job.spec.processor_version);
+                    let events = humans(&process(&slice, &options)?)?;
                     let (unique, _) = seen.keep_first(events)?;
                     if unique.num_rows() > 0 {
                         out.push(unique);
@@ -373,16 +360,8 @@ impl Backfiller {
     ) -> Result<Option<NewFile>> {
         let Some(first) = batches.first() else { return Ok(None) };
         let merged = concat_batches(&first.schema(), batches)?;
-        let Some((sorted, stats)) = sort_for_parquet(&merged)? else { return Ok(None) };
-        drop(merged);
-        let data = encode_parquet(&sorted, &self.config.parquet)?;
-        let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
-        let bytes = data.len() as u64;
-        self.store
-            .put(&Path::from(path.as_str()), PutPayload::from(data))
+        write_partition_file(self.store.as_ref(), key, generation, &merged, &self.config.parquet, processor_version)
             .await
-            .map_err(|source| Error::Object { path: path.clone(), source })?;
-        Ok(Some(NewFile::new(key, generation, path, bytes, stats, processor_version)))
     }
 
     async fn delete_quietly(&self, files: &[NewFile]) {
@@ -412,30 +391,4 @@ fn tenant_runs(batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
         }
     }
     Ok(runs)
-}
-
-/// The processor options of each tenant, read from the catalog once per job.
-struct SettingsOf {
-    catalog: Arc<dyn Catalog>,
-    version: i32,
-    known: HashMap<String, Options>,
-}
-
-impl SettingsOf {
-    fn new(catalog: Arc<dyn Catalog>, version: i32) -> Self {
-        Self { catalog, version, known: HashMap::new() }
-    }
-
-    async fn options(&mut self, tenant: &str) -> Result<Options> {
-        if let Some(options) = self.known.get(tenant) {
-            return Ok(*options);
-        }
-        let identified_mode = match TenantId::new(tenant) {
-            Ok(id) => self.catalog.tenant_config(&id).await?.is_some_and(|c| c.settings.identified_mode),
-            Err(_) => false,
-        };
-        let options = Options { identified_mode, version: self.version };
-        self.known.insert(tenant.to_string(), options);
-        Ok(options)
-    }
 }

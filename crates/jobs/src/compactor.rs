@@ -7,14 +7,14 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use hourglass_catalog::{Catalog, Error as CatalogError, FileFilter, FileRecord, NewFile};
-use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
+use hourglass_catalog::{Catalog, Error as CatalogError, FileFilter, FileRecord};
+use hourglass_storage::ParquetOptions;
 use hourglass_types::{Clock, PartitionKey, TableName};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::dedupe::first_of_each_event;
-use crate::objects::{delete_quietly, read_batches};
+use crate::objects::{delete_quietly, read_batches, write_partition_file};
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -169,17 +169,12 @@ impl Compactor {
         // Copies of one event are identical but for when they arrived, so any one may stay:
         // dropping them before the sort leaves one sort to do.
         let (unique, dropped) = first_of_each_event(merged)?;
-        let Some((sorted, stats)) = sort_for_parquet(&unique)? else { return Ok(()) };
+        let version = files[0].file.processor_version;
+        let written =
+            write_partition_file(self.store.as_ref(), key, generation, &unique, &self.config.parquet, version).await?;
         drop(unique);
-        let data = encode_parquet(&sorted, &self.config.parquet)?;
-        let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
-        let bytes = data.len() as u64;
-        self.store
-            .put(&Path::from(path.as_str()), PutPayload::from(data))
-            .await
-            .map_err(|source| Error::Object { path: path.clone(), source })?;
-        let rows = stats.rows;
-        let merged_file = NewFile::new(key, generation, path.clone(), bytes, stats, files[0].file.processor_version);
+        let Some(merged_file) = written else { return Ok(()) };
+        let (path, rows) = (merged_file.path.clone(), merged_file.rows);
         let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
         match self.catalog.replace_files(&self.config.writer_id, &ids, &[merged_file]).await {
             Ok(()) => {

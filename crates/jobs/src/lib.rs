@@ -78,7 +78,10 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Runs `pass` every `interval` until `stop` resolves, logging what each pass did (when it did
-/// anything) or why it failed; a failed pass is tried again at the next tick.
+/// anything) or why it failed; a failed pass is tried again at the next tick. A pass still
+/// running when `stop` resolves is abandoned: every job commits its work to the catalog in
+/// atomic steps, so a stopped pass leaves at most an unreferenced object, as a crash would,
+/// and a long backfill does not hold up shutdown.
 pub(crate) async fn every<R, F, Fut>(
     what: &str,
     interval: std::time::Duration,
@@ -97,7 +100,11 @@ pub(crate) async fn every<R, F, Fut>(
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
-        match pass().await {
+        let outcome = tokio::select! {
+            _ = &mut stop => return,
+            outcome = pass() => outcome,
+        };
+        match outcome {
             Ok(report) if report != R::default() => tracing::info!(?report, "{what} pass"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "{what} pass failed"),

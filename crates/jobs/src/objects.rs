@@ -2,8 +2,11 @@
 
 use arrow::array::RecordBatch;
 use bytes::Bytes;
+use hourglass_catalog::NewFile;
+use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
+use hourglass_types::PartitionKey;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::{Error, Result};
@@ -24,4 +27,26 @@ pub(crate) async fn delete_quietly(store: &dyn ObjectStore, path: &str) {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
         Err(e) => tracing::warn!(path, error = %e, "deleting an unreferenced object failed"),
     }
+}
+
+/// Sorts `batch` as every file is sorted, writes it as a new object of `key` and
+/// `generation`, and returns the file to record; `None` for an empty batch (nothing written).
+pub(crate) async fn write_partition_file(
+    store: &dyn ObjectStore,
+    key: PartitionKey,
+    generation: u64,
+    batch: &RecordBatch,
+    parquet: &ParquetOptions,
+    processor_version: Option<i32>,
+) -> Result<Option<NewFile>> {
+    let Some((sorted, stats)) = sort_for_parquet(batch)? else { return Ok(None) };
+    let data = encode_parquet(&sorted, parquet)?;
+    drop(sorted);
+    let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
+    let bytes = data.len() as u64;
+    store
+        .put(&Path::from(path.as_str()), PutPayload::from(data))
+        .await
+        .map_err(|source| Error::Object { path: path.clone(), source })?;
+    Ok(Some(NewFile::new(key, generation, path, bytes, stats, processor_version)))
 }

@@ -96,6 +96,13 @@ pub struct Options {
     pub version: i32,
 }
 
+impl Options {
+    /// The options of a tenant with `settings` (the defaults for none), running `version`.
+    pub fn for_tenant(settings: Option<&hourglass_types::TenantSettings>, version: i32) -> Self {
+        Self { identified_mode: settings.is_some_and(|s| s.identified_mode), version }
+    }
+}
+
 impl Default for Options {
     /// Anonymous visitors, the newest version.
     fn default() -> Self {
