@@ -41,6 +41,7 @@ impl Dialect {
                 (4, include_str!("../../../sql/sqlite/0004_settings.sql")),
                 (5, include_str!("../../../sql/sqlite/0005_rollups.sql")),
                 (6, include_str!("../../../sql/sqlite/0006_backfills.sql")),
+                (7, include_str!("../../../sql/sqlite/0007_retention.sql")),
             ],
             Self::Postgres => &[
                 (1, include_str!("../../../sql/postgres/0001_init.sql")),
@@ -49,6 +50,7 @@ impl Dialect {
                 (4, include_str!("../../../sql/postgres/0004_settings.sql")),
                 (5, include_str!("../../../sql/postgres/0005_rollups.sql")),
                 (6, include_str!("../../../sql/postgres/0006_backfills.sql")),
+                (7, include_str!("../../../sql/postgres/0007_retention.sql")),
             ],
         }
     }

@@ -185,6 +185,9 @@ pub struct NewFile {
     pub bytes: u64,
     /// Processor version of derived tables; `None` for raw files.
     pub processor_version: Option<i32>,
+    /// The retention rule the file's rows are known to satisfy (set by the retention pass);
+    /// `None` when no pass has checked them.
+    pub retention_mark: Option<String>,
 }
 
 impl NewFile {
@@ -211,6 +214,7 @@ impl NewFile {
             rows: stats.rows,
             bytes,
             processor_version,
+            retention_mark: None,
         }
     }
 }
@@ -446,6 +450,19 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     /// The hours in `[from_hour, to_hour)` that hold events files.
     async fn event_hours(&self, from_hour: i64, to_hour: i64) -> Result<Vec<i64>>;
+
+    /// Records that the rows of files `ids` satisfy the retention rule `mark` (files gone
+    /// meanwhile are skipped).
+    async fn mark_retention(&self, ids: &[i64], mark: &str) -> Result<()>;
+
+    /// Removes files `ids` whose retention has passed, with the rollup hours they hold, and
+    /// queues their objects as garbage; advances the retention epoch when any was removed.
+    /// Files already gone are skipped. Returns how many were removed.
+    async fn expire_files(&self, ids: &[i64]) -> Result<u64>;
+
+    /// How many times [`Catalog::expire_files`] removed files: a cached answer read before
+    /// it moved may hold expired rows.
+    async fn retention_epoch(&self) -> Result<i64>;
 
     /// Records `file` (of the `rollups` table) as the rollups of `hour.hour`, in one
     /// transaction with the hour's state, replacing the file `replaces` (queued as garbage).

@@ -10,7 +10,7 @@ use crate::{Error, FileRecord, NewFile, NodeInfo, NodeRecord, Result};
 macro_rules! file_columns {
     () => {
         "id, table_name, hour, shard, generation, path, min_tenant, max_tenant, min_time, max_time, rows, bytes, \
-         processor_version, ingester_id, wal_through"
+         processor_version, retention_mark, ingester_id, wal_through"
     };
 }
 pub(crate) use file_columns;
@@ -53,6 +53,7 @@ pub(crate) fn file_from_row(row: &AnyRow) -> Result<FileRecord> {
                     i32::try_from(v).map_err(|_| Error::Invalid { what: "processor version", value: v.to_string() })
                 })
                 .transpose()?,
+            retention_mark: row.try_get::<Option<String>, _>("retention_mark").map_err(read_err)?,
         },
         ingester_id: text("ingester_id")?,
         wal_through: non_negative("wal position", int("wal_through")?)?,

@@ -132,8 +132,8 @@ async fn insert_file(
 ) -> Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO files (table_name, hour, shard, generation, path, min_tenant, max_tenant, \
-         min_time, max_time, rows, bytes, processor_version, ingester_id, wal_through, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+         min_time, max_time, rows, bytes, processor_version, ingester_id, wal_through, created_at, retention_mark) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
     )
     .bind(f.table.as_str())
     .bind(f.hour)
@@ -150,6 +150,7 @@ async fn insert_file(
     .bind(writer)
     .bind(wal_through as i64)
     .bind(now)
+    .bind(f.retention_mark.as_deref())
     .fetch_one(&mut **tx)
     .await
     .map_err(query_err("inserting file"))
@@ -655,6 +656,55 @@ impl Catalog for SqlCatalog {
                 .await
                 .map_err(query_err("reading the newest events file"))?;
         Ok(newest.unwrap_or(0))
+    }
+
+    async fn mark_retention(&self, ids: &[i64], mark: &str) -> Result<()> {
+        let mut tx = self.begin_write("starting retention marks").await?;
+        for id in ids {
+            sqlx::query("UPDATE files SET retention_mark = $1 WHERE id = $2")
+                .bind(mark)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("marking a file's retention"))?;
+        }
+        tx.commit().await.map_err(query_err("committing retention marks"))
+    }
+
+    async fn expire_files(&self, ids: &[i64]) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.begin_write("starting file expiry").await?;
+        let mut removed = 0;
+        for id in ids {
+            let path: Option<String> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING path")
+                .bind(*id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("removing an expired file"))?;
+            let Some(path) = path else { continue };
+            queue_garbage(&mut tx, &path, now).await?;
+            sqlx::query("DELETE FROM rollup_hours WHERE file_id = $1")
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("removing an expired rollup hour"))?;
+            removed += 1;
+        }
+        if removed > 0 {
+            sqlx::query("UPDATE retention_epoch SET epoch = epoch + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("advancing the retention epoch"))?;
+        }
+        tx.commit().await.map_err(query_err("committing file expiry"))?;
+        Ok(removed)
+    }
+
+    async fn retention_epoch(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT epoch FROM retention_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("reading the retention epoch"))
     }
 
     async fn event_hours(&self, from_hour: i64, to_hour: i64) -> Result<Vec<i64>> {

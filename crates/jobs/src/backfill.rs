@@ -11,13 +11,16 @@
 //! rows, the version and the settings). Rollups of the rebuilt hours go stale because newer
 //! events files landed in their windows, and the rollup job computes them again; `sessions`
 //! is computed from `events` when read.
+//!
+//! Retention applies as the job goes: rows of tenants whose events retention has passed are
+//! not written, and the events of tenants whose raw events are gone (their raw retention is
+//! shorter) are carried over from the old files as they are, not lost.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::compute::kernels::cmp::{eq, neq};
 use arrow::compute::{concat_batches, filter_record_batch};
 use hourglass_catalog::{
     Backfill, BackfillProgress, Catalog, Error as CatalogError, FileFilter, FileRecord, NewFile, SettingsCache,
@@ -25,12 +28,14 @@ use hourglass_catalog::{
 use hourglass_processor::{Options, humans, process};
 use hourglass_storage::ParquetOptions;
 use hourglass_types::schema::{self, col};
-use hourglass_types::{PartitionKey, TableName, TenantId};
+use hourglass_types::settings::RetentionDays;
+use hourglass_types::{Clock, PartitionKey, SystemClock, TableName, TenantId};
 use object_store::ObjectStore;
 
 use crate::compactor::conform;
 use crate::dedupe::SeenEvents;
 use crate::objects::{delete_quietly, read_batches, write_partition_file};
+use crate::retention::{HourRule, Policies, tenant_mask};
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -49,6 +54,8 @@ pub struct BackfillConfig {
     /// How often a partition is rebuilt again when its files change under the rebuild (a
     /// compaction or a persist committed first) before the job fails.
     pub attempts: usize,
+    /// The deployment's retention, for tenants that set none.
+    pub retention: RetentionDays,
 }
 
 impl Default for BackfillConfig {
@@ -58,6 +65,7 @@ impl Default for BackfillConfig {
             lease: Duration::from_secs(120),
             parquet: ParquetOptions::default(),
             attempts: 8,
+            retention: RetentionDays::default(),
         }
     }
 }
@@ -79,6 +87,12 @@ pub struct Backfiller {
     config: BackfillConfig,
     store: Arc<dyn ObjectStore>,
     catalog: Arc<dyn Catalog>,
+}
+
+/// What retention leaves of one hour: the rules of its raw and its events.
+struct HourRules {
+    raw: HourRule,
+    events: HourRule,
 }
 
 /// One rebuilt partition's outcome.
@@ -149,8 +163,10 @@ impl Backfiller {
         }
         hourglass_processor::supported(job.spec.processor_version).map_err(|e| Error::Backfill(e.to_string()))?;
         let settings = SettingsCache::new(Arc::clone(&self.catalog));
+        let policies = Policies::load(self.catalog.as_ref(), self.config.retention, SystemClock.now_ms()).await?;
         let tenant = job.spec.tenant.as_ref();
         for hour in progress.next_hour.max(job.spec.from_hour)..job.spec.to_hour {
+            let rules = HourRules { raw: policies.raw_events.rule(hour), events: policies.events.rule(hour) };
             // Within an hour only the claim is renewed: a job resumed midway through an hour
             // rebuilds the whole hour again, so its counts are recorded once, at its end.
             let at_hour_start = *progress;
@@ -166,7 +182,7 @@ impl Backfiller {
                     return Ok(false);
                 }
                 let key = PartitionKey { table: TableName::Events, hour, shard };
-                match self.rebuild_with_retries(job, key, raw, old, &settings).await? {
+                match self.rebuild_with_retries(job, key, raw, old, &settings, &rules).await? {
                     Rebuilt::Done { read, written } => {
                         progress.partitions_done += 1;
                         progress.rows_read += read;
@@ -220,12 +236,13 @@ impl Backfiller {
         mut raw: Vec<FileRecord>,
         mut old: Vec<FileRecord>,
         settings: &SettingsCache,
+        rules: &HourRules,
     ) -> Result<Rebuilt> {
         let tenant = job.spec.tenant.as_ref();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.rebuild(job, key, &raw, &old, settings).await {
+            match self.rebuild(job, key, &raw, &old, settings, rules).await {
                 Err(Error::Catalog(CatalogError::FilesGone { .. })) if attempt < self.config.attempts => {
                     tracing::debug!(job = job.id, hour = key.hour, shard = key.shard, attempt, "partition changed");
                     raw = self.files(TableName::RawEvents, tenant, key.hour, Some(key.shard)).await?;
@@ -250,13 +267,15 @@ impl Backfiller {
         raw: &[FileRecord],
         old: &[FileRecord],
         settings: &SettingsCache,
+        rules: &HourRules,
     ) -> Result<Rebuilt> {
-        if raw.is_empty() {
+        // Raw files the retention pass has not removed yet are not rebuilt from either.
+        if raw.is_empty() || rules.raw == HourRule::ExpireAll {
             return Ok(if old.is_empty() { Rebuilt::Empty } else { Rebuilt::NoRaw });
         }
         let generation = old.iter().map(|f| f.file.generation).max().unwrap_or(1) + 1;
         let mut written: Vec<NewFile> = Vec::new();
-        let outcome = self.write_partition(job, key, generation, raw, old, settings, &mut written).await;
+        let outcome = self.write_partition(job, key, generation, raw, old, settings, rules, &mut written).await;
         let (read, rows) = match outcome {
             Ok(counts) => counts,
             Err(e) => {
@@ -290,19 +309,21 @@ impl Backfiller {
         raw: &[FileRecord],
         old: &[FileRecord],
         settings: &SettingsCache,
+        rules: &HourRules,
         written: &mut Vec<NewFile>,
     ) -> Result<(u64, u64)> {
         let tenant = job.spec.tenant.as_ref();
         let (mut read, mut rows) = (0, 0);
+        let rebuilt = |t: &str| tenant.is_none_or(|s| s.as_str() == t) && rules.raw.keeps(t);
         // A tenant's backfill rewrites only the files holding its rows: the other tenants'
-        // rows of those files are carried over as they are, with their own version.
-        if let Some(tenant) = tenant {
+        // rows of those files are carried over as they are, with their own version; so are
+        // the rows of tenants whose raw events are gone.
+        if tenant.is_some() || rules.raw != HourRule::KeepAll {
             for f in old {
                 let mut kept = Vec::new();
                 for batch in read_batches(self.store.as_ref(), &f.file.path).await? {
-                    let tenants =
-                        batch.column_by_name(col::TENANT_ID).ok_or(Error::Shape("a tenant_id column in events"))?;
-                    let others = filter_record_batch(&batch, &neq(tenants, &tenant_scalar(tenant))?)?;
+                    let carried = tenant_mask(&batch, |t| !rebuilt(t) && rules.events.keeps(t))?;
+                    let others = filter_record_batch(&batch, &carried)?;
                     if others.num_rows() > 0 {
                         kept.push(others);
                     }
@@ -319,15 +340,8 @@ impl Backfiller {
             let mut out = Vec::new();
             for batch in read_batches(self.store.as_ref(), &f.file.path).await? {
                 let batch = conform(&batch, &raw_schema)?;
-                let batch = match tenant {
-                    Some(t) => {
-                        let tenants = batch
-                            .column_by_name(col::TENANT_ID)
-                            .ok_or(Error::Shape("a tenant_id column in raw events"))?;
-                        filter_record_batch(&batch, &eq(tenants, &tenant_scalar(t))?)?
-                    }
-                    None => batch,
-                };
+                let batch =
+                    filter_record_batch(&batch, &tenant_mask(&batch, |t| rebuilt(t) && rules.events.keeps(t))?)?;
                 read += batch.num_rows() as u64;
                 for (run_tenant, slice) in tenant_runs(&batch)? {
                     let config = match TenantId::new(&run_tenant) {
@@ -369,10 +383,6 @@ impl Backfiller {
             delete_quietly(self.store.as_ref(), &f.path).await;
         }
     }
-}
-
-fn tenant_scalar(tenant: &TenantId) -> arrow::array::Scalar<arrow::array::StringArray> {
-    arrow::array::StringArray::new_scalar(tenant.as_str())
 }
 
 /// The batch cut into runs of one tenant (raw files are sorted by tenant, so each tenant is

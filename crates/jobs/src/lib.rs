@@ -8,6 +8,8 @@
 //!   were replaced can still read them.
 //! - [`Backfiller`]: rebuilds `events` from the raw files for a range, with a chosen processor
 //!   version, swapping each partition atomically; jobs are queued in the catalog.
+//! - [`Retention`]: removes data older than each tenant's retention of each table, whole
+//!   files once every tenant's has passed, else by rewriting files without those tenants.
 //! - [`RollupJob`]: materializes the rollups of `sql/rollups/` per closed UTC hour, and again
 //!   when late events change an hour's sessions.
 
@@ -15,10 +17,12 @@ mod backfill;
 mod compactor;
 mod dedupe;
 mod objects;
+mod retention;
 mod rollup;
 
 pub use backfill::{BackfillConfig, BackfillReport, Backfiller};
 pub use compactor::{CompactionReport, Compactor, CompactorConfig};
+pub use retention::{HourRule, Policies, Retention, RetentionConfig, RetentionReport, TablePolicy};
 pub use rollup::{RollupConfig, RollupJob, RollupReport};
 
 /// Errors of a compaction or rollup pass.

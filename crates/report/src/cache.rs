@@ -59,6 +59,9 @@ pub struct Validators {
     pub rollup_hours: Vec<BTreeSet<(i64, i64)>>,
     /// The newest events file id before any events were read.
     pub high_water: i64,
+    /// The catalog's retention epoch before any events were read: expired files leave
+    /// without a newer file to show for it.
+    pub retention_epoch: i64,
     /// The hours (first, last) of each window events were read from.
     pub windows: Vec<(i64, i64)>,
     /// The tenant's buffered rows and their hours before any events were read.

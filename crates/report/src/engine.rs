@@ -211,6 +211,7 @@ impl Engine {
         crate::cache::RESPONSE_MISSES.inc();
         // Read before any events: an events file that lands later is newer than this.
         let high_water = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
+        let retention_epoch = self.catalog.retention_epoch().await?;
         let job = Job {
             request,
             tenant,
@@ -233,6 +234,7 @@ impl Engine {
         let mut validators = Validators {
             rollup_hours: vec![main.clean_files.clone()],
             high_water,
+            retention_epoch,
             windows: main.windows.clone(),
             buffered: job.buffered.clone(),
         };
@@ -294,7 +296,7 @@ impl Engine {
         validators: &Validators,
         ranges: &crate::report::Ranges,
     ) -> Result<bool> {
-        if *buffered != validators.buffered {
+        if *buffered != validators.buffered || self.catalog.retention_epoch().await? != validators.retention_epoch {
             return Ok(false);
         }
         for (first, last) in &validators.windows {

@@ -158,8 +158,33 @@ pub struct TenantSettingsArgs {
     /// IANA time zone reports use when a request names none (for example Europe/Berlin).
     #[arg(long)]
     pub timezone: Option<String>,
+    /// Days of raw events kept for this tenant (1 to 36500), or `default` for the
+    /// deployment's.
+    #[arg(long, value_parser = parse_retention_days)]
+    pub retention_raw_days: Option<RetentionChoice>,
+    /// Days of events (and of the sessions and rollups derived from them) kept for this
+    /// tenant (1 to 36500), or `default` for the deployment's.
+    #[arg(long, value_parser = parse_retention_days)]
+    pub retention_events_days: Option<RetentionChoice>,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// A tenant's retention for one table as the CLI takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionChoice {
+    /// This many days.
+    Days(u32),
+    /// The deployment's default.
+    Default,
+}
+
+/// Parses a number of days, or `default`; the server checks the range.
+fn parse_retention_days(text: &str) -> Result<RetentionChoice, String> {
+    match text.trim() {
+        "default" => Ok(RetentionChoice::Default),
+        days => days.parse().map(RetentionChoice::Days).map_err(|_| format!("{text:?} is not a number of days")),
+    }
 }
 
 /// Parses `1h30m`, `30m`, `900s` or `1500ms` into milliseconds.
@@ -375,6 +400,17 @@ pub struct CompactArgs {
     /// by another compactor (a restarted compactor takes its own back at once).
     #[arg(long, env = "HOURGLASS_BACKFILL_LEASE", default_value = "2m")]
     pub backfill_lease: humantime::Duration,
+    /// Days of raw events kept for tenants that set no retention of their own (unset:
+    /// forever). Backfills rebuild only from raw events still kept.
+    #[arg(long, env = "HOURGLASS_RETENTION_RAW_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_raw_days: Option<u32>,
+    /// Days of events, and of the sessions and rollups derived from them, kept for tenants
+    /// that set no retention of their own (unset: forever).
+    #[arg(long, env = "HOURGLASS_RETENTION_EVENTS_DAYS", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_events_days: Option<u32>,
+    /// How often the compactor removes data past its retention.
+    #[arg(long, env = "HOURGLASS_RETENTION_INTERVAL", default_value = "10m")]
+    pub retention_interval: humantime::Duration,
 }
 
 /// Where the persistent state lives: the object store and the catalog.

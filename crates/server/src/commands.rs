@@ -5,7 +5,7 @@ use futures::StreamExt;
 use hourglass_client::{Client, QueryFormat};
 use tokio::io::AsyncReadExt;
 
-use crate::cli::{ImportArgs, ImportFormat, OutputFormat, QueryArgs, TenantCommand};
+use crate::cli::{ImportArgs, ImportFormat, OutputFormat, QueryArgs, RetentionChoice, TenantCommand};
 use crate::progress::Progress;
 
 pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
@@ -39,6 +39,17 @@ pub async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             }
             if let Some(zone) = &args.timezone {
                 patch.insert("timezone".into(), zone.clone().into());
+            }
+            let mut retention = serde_json::Map::new();
+            for (table, choice) in [("raw_events", args.retention_raw_days), ("events", args.retention_events_days)] {
+                match choice {
+                    Some(RetentionChoice::Days(days)) => retention.insert(table.into(), days.into()),
+                    Some(RetentionChoice::Default) => retention.insert(table.into(), serde_json::Value::Null),
+                    None => None,
+                };
+            }
+            if !retention.is_empty() {
+                patch.insert("retention".into(), retention.into());
             }
             let settings = if patch.is_empty() {
                 client.tenant_settings(&args.id).await?

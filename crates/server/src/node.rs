@@ -15,11 +15,14 @@ use hourglass_gateway::{
     ClientHeaders, ClusterRoutes, Condition, Gateway, GatewayConfig, LateRouter, Readiness, Services, startup_router,
 };
 use hourglass_ingest::{GeoIp, IngestLimits, Ingester, IngesterConfig};
-use hourglass_jobs::{BackfillConfig, Backfiller, Compactor, CompactorConfig, RollupConfig, RollupJob};
+use hourglass_jobs::{
+    BackfillConfig, Backfiller, Compactor, CompactorConfig, Retention, RetentionConfig, RollupConfig, RollupJob,
+};
 use hourglass_pgwire::PgServer;
 use hourglass_query::{AdmissionConfig, BufferSource, BufferedChunk, Querier, QueryConfig};
 use hourglass_storage::{ObjectStoreConfig, ParquetOptions, S3Config};
 use hourglass_types::error::display_chain;
+use hourglass_types::settings::RetentionDays;
 use hourglass_types::{ErrorKind, SystemClock, TableName, TenantId};
 use object_store::ObjectStore;
 
@@ -424,6 +427,7 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         None => None,
     };
     let compactor = plan.compactor.as_ref().map(|args| {
+        let retention = RetentionDays { raw_events: args.retention_raw_days, events: args.retention_events_days };
         let config = CompactorConfig {
             writer_id: membership.me().id.clone(),
             min_age: *args.compact_min_age,
@@ -447,6 +451,7 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             BackfillConfig {
                 owner: membership.me().id.clone(),
                 lease: *args.backfill_lease,
+                retention,
                 ..BackfillConfig::default()
             },
             Arc::clone(&store),
@@ -454,11 +459,24 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         );
         let backfill_interval = *args.backfill_interval;
         let backfill_stop = shutdown.clone();
+        let retention_job = Retention::new(
+            RetentionConfig {
+                writer_id: membership.me().id.clone(),
+                defaults: retention,
+                ..RetentionConfig::default()
+            },
+            Arc::clone(&store),
+            Arc::clone(&catalog),
+            Arc::new(SystemClock),
+        );
+        let retention_interval = *args.retention_interval;
+        let retention_stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::join!(
                 compactor.run(interval, stop.wait()),
                 rollups.run(rollup_interval, rollup_stop.wait()),
-                backfiller.run(backfill_interval, backfill_stop.wait())
+                backfiller.run(backfill_interval, backfill_stop.wait()),
+                retention_job.run(retention_interval, retention_stop.wait())
             );
         })
     });

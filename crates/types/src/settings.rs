@@ -16,6 +16,8 @@ pub const DEFAULT_SESSION_TIMEOUT_MS: i64 = 30 * 60_000;
 pub const MAX_ALLOWED_HOSTNAMES: usize = 100;
 /// Most key events a tenant may name.
 pub const MAX_KEY_EVENTS: usize = 50;
+/// Longest retention a tenant may set, in days (100 years: in effect, forever).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// One tenant's settings. The public site key is not a setting: the catalog keeps it apart.
 // Unknown fields are ignored, not refused: during a rolling upgrade an older node must still
@@ -37,6 +39,20 @@ pub struct TenantSettings {
     pub reporting_currency: String,
     /// IANA time zone reports use when a request names none.
     pub timezone: String,
+    /// How long this tenant's data is kept, per table, where it differs from the
+    /// deployment's default.
+    pub retention: RetentionDays,
+}
+
+/// Days of data kept per stored table; `None` keeps the deployment's default. `rollups`
+/// follow `events`: they are derived from events and recomputed from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RetentionDays {
+    /// Days of `raw_events` kept (what backfills rebuild from).
+    pub raw_events: Option<u32>,
+    /// Days of `events`, and of the sessions and rollups derived from them.
+    pub events: Option<u32>,
 }
 
 impl Default for TenantSettings {
@@ -48,6 +64,7 @@ impl Default for TenantSettings {
             key_events: vec!["signup".into(), "purchase".into()],
             reporting_currency: "USD".into(),
             timezone: "UTC".into(),
+            retention: RetentionDays::default(),
         }
     }
 }
@@ -68,6 +85,26 @@ pub struct SettingsPatch {
     pub reporting_currency: Option<String>,
     /// New default report time zone (IANA name).
     pub timezone: Option<String>,
+    /// New retention: each table given replaces that table's days; a table given as `null`
+    /// goes back to the deployment's default.
+    pub retention: Option<RetentionPatch>,
+}
+
+/// A change of retention: a table absent stays as it is, `null` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPatch {
+    /// Days of `raw_events`.
+    #[serde(default, deserialize_with = "present")]
+    pub raw_events: Option<Option<u32>>,
+    /// Days of `events` (and sessions and rollups).
+    #[serde(default, deserialize_with = "present")]
+    pub events: Option<Option<u32>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
 }
 
 /// A setting value that is out of range or malformed.
@@ -145,6 +182,18 @@ impl TenantSettings {
             })?;
             next.timezone = parsed.name().to_string();
         }
+        if let Some(retention) = &patch.retention {
+            for (field, change, slot) in [
+                ("retention.raw_events", retention.raw_events, &mut next.retention.raw_events),
+                ("retention.events", retention.events, &mut next.retention.events),
+            ] {
+                let Some(days) = change else { continue };
+                if let Some(d) = days.filter(|d| !(1..=MAX_RETENTION_DAYS).contains(d)) {
+                    return Err(invalid(field, format!("{d} days is outside 1..={MAX_RETENTION_DAYS}")));
+                }
+                *slot = days;
+            }
+        }
         Ok(next)
     }
 
@@ -215,6 +264,25 @@ mod tests {
         let s: TenantSettings = serde_json::from_str(r#"{"identified_mode": true}"#).expect("parse");
         assert!(s.identified_mode);
         assert_eq!(s.session_timeout_ms, DEFAULT_SESSION_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn retention_patches_set_clear_and_check_days() {
+        let patch: SettingsPatch = serde_json::from_str(r#"{"retention": {"events": 30}}"#).expect("parse");
+        let s = TenantSettings::default().apply(&patch).expect("valid");
+        assert_eq!(s.retention, RetentionDays { raw_events: None, events: Some(30) });
+        let patch: SettingsPatch = serde_json::from_str(r#"{"retention": {"raw_events": 400}}"#).expect("parse");
+        let s = s.apply(&patch).expect("valid");
+        assert_eq!(s.retention, RetentionDays { raw_events: Some(400), events: Some(30) }, "absent stays");
+        let patch: SettingsPatch = serde_json::from_str(r#"{"retention": {"events": null}}"#).expect("parse");
+        let s = s.apply(&patch).expect("valid");
+        assert_eq!(s.retention, RetentionDays { raw_events: Some(400), events: None }, "null clears");
+        for bad in [r#"{"retention": {"events": 0}}"#, r#"{"retention": {"raw_events": 36501}}"#] {
+            let patch: SettingsPatch = serde_json::from_str(bad).expect("parse");
+            let err = s.apply(&patch).expect_err(bad);
+            assert!(err.field.starts_with("retention."), "{err}");
+        }
+        assert!(serde_json::from_str::<SettingsPatch>(r#"{"retention": {"rollups": 3}}"#).is_err());
     }
 
     #[test]

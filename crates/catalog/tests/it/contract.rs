@@ -21,6 +21,7 @@ pub fn file(table: TableName, path: &str, tenants: (&str, &str), times: (i64, i6
         rows,
         bytes: rows * 10,
         processor_version: (table == TableName::Events).then_some(1),
+        retention_mark: None,
     }
 }
 
@@ -422,4 +423,48 @@ async fn version_hours_count_events_files_by_processor_version(fx: Fixture) {
         .map(|v| (v.hour, v.processor_version, v.files, v.rows))
         .collect();
     assert_eq!(hours, [(10, 3, 2, 10), (11, 4, 1, 5)], "raw files carry no version");
+}
+
+on_both_backends!(retention_marks_files_and_expires_them_with_their_rollup_hours);
+async fn retention_marks_files_and_expires_them_with_their_rollup_hours(fx: Fixture) {
+    use hourglass_catalog::NewRollupHour;
+    let cat = fx.open().await;
+    let h = 3_600_000;
+    let marked = NewFile {
+        retention_mark: Some("drop:1:ab".into()),
+        ..file(TableName::Events, "ev/10", ("a", "b"), (10 * h, 10 * h + 10), 5)
+    };
+    cat.commit_persist("i", 1, &[marked, file(TableName::Events, "ev/11", ("a", "b"), (11 * h, 11 * h), 5)])
+        .await
+        .expect("persist");
+    let listed = cat.list_files(&events(None, None, None)).await.expect("list").files;
+    let marks: Vec<Option<&str>> = listed.iter().map(|f| f.file.retention_mark.as_deref()).collect();
+    assert_eq!(marks, [Some("drop:1:ab"), None], "a mark is recorded with the file");
+    let ids: Vec<i64> = listed.iter().map(|f| f.id).collect();
+    cat.mark_retention(&[ids[1], ids[1] + 1000], "keep:2:cd").await.expect("mark; a gone file is skipped");
+    let listed = cat.list_files(&events(None, None, None)).await.expect("list").files;
+    assert_eq!(listed[1].file.retention_mark.as_deref(), Some("keep:2:cd"));
+
+    let state = NewRollupHour {
+        hour: 10,
+        input_file_id: ids[1],
+        window_start_hour: 10,
+        window_end_hour: 10,
+        definitions: "v1".into(),
+        rows: 1,
+    };
+    let rollup = file(TableName::Rollups, "ro/10", ("a", "b"), (10 * h, 10 * h), 1);
+    assert!(cat.commit_rollup_hour(&state, &rollup, None).await.expect("rollup"));
+    let rollup_id = cat.rollup_hours(0, 100).await.expect("hours")[0].file_id;
+
+    let epoch = cat.retention_epoch().await.expect("epoch");
+    assert_eq!(cat.expire_files(&[ids[0], rollup_id, ids[0] + 1000]).await.expect("expire"), 2, "gone ids skipped");
+    assert_eq!(cat.retention_epoch().await.expect("epoch"), epoch + 1);
+    assert_eq!(paths(cat.list_files(&events(None, None, None)).await.expect("list")), ["ev/11"]);
+    assert!(cat.rollup_hours(0, 100).await.expect("hours").is_empty(), "the rollup hour leaves with its file");
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    garbage.sort();
+    assert_eq!(garbage, ["ev/10", "ro/10"]);
+    assert_eq!(cat.expire_files(&[ids[0]]).await.expect("again"), 0);
+    assert_eq!(cat.retention_epoch().await.expect("epoch"), epoch + 1, "a pass that removed nothing leaves it");
 }

@@ -1,4 +1,5 @@
-//! The compactor over an in-memory store and catalog, and over a real S3-protocol server and
+//! The compactor and retention over an in-memory store and catalog, and over a real S3-protocol server and
 //! PostgreSQL.
 
 mod compaction;
+mod retention;

@@ -56,6 +56,28 @@ async fn tenant_settings_through_the_admin_api_and_the_cli() {
     assert!(!ok && err.contains("session_timeout_ms"), "{err}");
     let (ok, out, _) = hourglass(&["tenant", "settings", "conf"], ADMIN_TOKEN, &server.url);
     assert!(ok && out.contains("5400000"), "{out}");
+
+    // Retention: per table, a patch changes only the tables it names, null goes back to the
+    // deployment's default.
+    assert_eq!(printed["settings"]["retention"], json!({"raw_events": null, "events": null}));
+    let changed =
+        server.admin().update_tenant_settings("conf", &json!({"retention": {"events": 30}})).await.expect("patch");
+    assert_eq!(changed["settings"]["retention"], json!({"raw_events": null, "events": 30}));
+    for bad in [json!({"retention": {"events": 0}}), json!({"retention": {"rollups": 5}})] {
+        let result = server.admin().update_tenant_settings("conf", &bad).await;
+        assert_eq!(status_of(result), 400, "{bad}");
+    }
+    let (ok, out, err) = hourglass(
+        &["tenant", "settings", "conf", "--retention-raw-days", "400", "--retention-events-days", "default"],
+        ADMIN_TOKEN,
+        &server.url,
+    );
+    assert!(ok, "{err}");
+    let printed: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(printed["settings"]["retention"], json!({"raw_events": 400, "events": null}));
+    let (ok, _, err) =
+        hourglass(&["tenant", "settings", "conf", "--retention-events-days", "36501"], ADMIN_TOKEN, &server.url);
+    assert!(!ok && err.contains("retention.events"), "{err}");
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod persist;
 mod pgwire;
 mod report;
 mod report_oracle;
+mod retention;
 mod roundtrip;
 mod sessions;
 mod sqllogic;
