@@ -14,3 +14,9 @@ CREATE TABLE retention_epoch (
     epoch  BIGINT NOT NULL
 );
 INSERT INTO retention_epoch (id, epoch) VALUES (1, 0);
+
+-- The read horizon of a querier: when its oldest running query started (or, with none
+-- running, when it last reported). Garbage removed from the catalog after a live querier's
+-- horizon may still be read by one of its queries, so it is not deleted yet. NULL for nodes
+-- that run no queries.
+ALTER TABLE nodes ADD COLUMN read_horizon BIGINT;

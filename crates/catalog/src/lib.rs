@@ -398,6 +398,10 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Removes the node's entry on clean shutdown (only if `incarnation` still holds it).
     async fn leave(&self, node_id: &str, incarnation: &str) -> Result<()>;
 
+    /// Records a querier's read horizon (epoch ms): no query of `incarnation` of the node that
+    /// is still running started before it.
+    async fn report_read_horizon(&self, node_id: &str, incarnation: &str, horizon_ms: i64) -> Result<()>;
+
     /// Every node that ever announced itself and has not left.
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>>;
 
@@ -408,7 +412,10 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Up to `limit` objects queued as garbage at least `grace` ago (by the catalog's clock, the
     /// one that stamped them): no reader can still be using them. An object the catalog
     /// refers to again (in `files` or as an imported table) is never among them.
-    async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>>;
+    ///
+    /// Garbage removed at or after the read horizon of a node whose heartbeat is younger than
+    /// `readers_lease` is held back too: one of its running queries may have listed it.
+    async fn garbage_older_than(&self, grace: Duration, readers_lease: Duration, limit: u32) -> Result<Vec<String>>;
 
     /// Forgets garbage whose objects were deleted.
     async fn forget_garbage(&self, paths: &[String]) -> Result<()>;

@@ -6,8 +6,13 @@
 //! is younger than the lease waits (a restarted ingester after `kill -9`) until the lease runs
 //! out. An ingester's id names its WAL, so two live ingesters must never share one. Liveness is
 //! judged by wall clocks, so nodes' clocks must agree to within a small part of the lease.
+//!
+//! A querier also reports its read horizon with each heartbeat: when its oldest running query
+//! started, or the time of the report when none runs. Garbage collection deletes no object
+//! removed from the catalog at or after a live querier's horizon, since a query that listed
+//! it may still be reading it.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use crate::migrate::now_ms;
@@ -32,6 +37,19 @@ pub struct Membership {
     me: NodeInfo,
     lease: Duration,
     nodes: RwLock<Vec<NodeRecord>>,
+    oldest_read: OnceLock<ReadSource>,
+}
+
+/// When this process's oldest running query started (epoch ms), if any runs.
+pub type OldestRead = Arc<dyn Fn() -> Option<i64> + Send + Sync>;
+
+/// The querier's [`OldestRead`], which has no `Debug` of its own.
+struct ReadSource(OldestRead);
+
+impl std::fmt::Debug for ReadSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadSource")
+    }
 }
 
 impl Membership {
@@ -57,7 +75,10 @@ impl Membership {
                 Err(e) => return Err(e),
             }
         }
-        let membership = Arc::new(Self { catalog, me, lease, nodes: RwLock::new(Vec::new()) });
+        let membership =
+            Arc::new(Self { catalog, me, lease, nodes: RwLock::new(Vec::new()), oldest_read: OnceLock::new() });
+        // No query runs before the node has joined, so its horizon starts now.
+        membership.report_read_horizon().await?;
         membership.refresh().await?;
         let renewing = Arc::downgrade(&membership);
         tokio::spawn(async move {
@@ -77,7 +98,29 @@ impl Membership {
 
     async fn renew(&self) -> Result<()> {
         self.catalog.heartbeat(&self.me, self.lease).await?;
+        self.report_read_horizon().await?;
         self.refresh().await
+    }
+
+    /// Tells the renewals where this process's oldest running query started; set once, by
+    /// the querier, before it answers any query.
+    pub fn set_oldest_read(&self, oldest: OldestRead) {
+        if self.oldest_read.set(ReadSource(oldest)).is_err() {
+            tracing::warn!("the read horizon source was set twice; keeping the first");
+        }
+    }
+
+    /// Reports the read horizon of a querier node; other roles read no files for clients.
+    async fn report_read_horizon(&self) -> Result<()> {
+        if !self.me.roles.iter().any(|r| r == role::QUERIER) {
+            return Ok(());
+        }
+        // Read the clock before the queries: a query that registers after the look started
+        // after this time, so the horizon never passes a running query's start.
+        let now = now_ms();
+        let oldest = self.oldest_read.get().and_then(|source| (source.0)());
+        let horizon = oldest.map_or(now, |o| o.min(now));
+        self.catalog.report_read_horizon(&self.me.id, &self.me.incarnation, horizon).await
     }
 
     /// Re-reads the node list now.

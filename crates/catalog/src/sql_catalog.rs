@@ -413,6 +413,17 @@ impl Catalog for SqlCatalog {
         Err(Error::NodeIdTaken { id: node.id.clone(), age_ms: last.map(|t| now - t).unwrap_or(0) })
     }
 
+    async fn report_read_horizon(&self, node_id: &str, incarnation: &str, horizon_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE nodes SET read_horizon = $1 WHERE id = $2 AND incarnation = $3")
+            .bind(horizon_ms)
+            .bind(node_id)
+            .bind(incarnation)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("recording a read horizon"))?;
+        Ok(())
+    }
+
     async fn leave(&self, node_id: &str, incarnation: &str) -> Result<()> {
         sqlx::query("DELETE FROM nodes WHERE id = $1 AND incarnation = $2")
             .bind(node_id)
@@ -444,16 +455,20 @@ impl Catalog for SqlCatalog {
         Ok(removed)
     }
 
-    async fn garbage_older_than(&self, grace: Duration, limit: u32) -> Result<Vec<String>> {
+    async fn garbage_older_than(&self, grace: Duration, readers_lease: Duration, limit: u32) -> Result<Vec<String>> {
+        let now = now_ms();
         // A path the catalog refers to again (a file recorded anew under a replaced file's
         // key, an import) is never handed out for deletion, whatever queued it.
         sqlx::query_scalar(
             "SELECT path FROM garbage g WHERE removed_at <= $1 \
              AND NOT EXISTS (SELECT 1 FROM files f WHERE f.path = g.path) \
              AND NOT EXISTS (SELECT 1 FROM imported_tables i WHERE i.path = g.path) \
-             ORDER BY removed_at LIMIT $2",
+             AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.read_horizon IS NOT NULL \
+                             AND n.read_horizon <= g.removed_at AND n.heartbeat_at >= $2) \
+             ORDER BY removed_at LIMIT $3",
         )
-        .bind(now_ms() - grace.as_millis() as i64)
+        .bind(now - grace.as_millis() as i64)
+        .bind(now - readers_lease.as_millis() as i64)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await

@@ -37,6 +37,9 @@ pub struct CompactorConfig {
     pub max_input_bytes: u64,
     /// How long a replaced object stays readable before it is deleted (by the catalog's clock).
     pub garbage_grace: Duration,
+    /// A querier whose heartbeat is younger than this holds back the deletion of objects
+    /// removed after its oldest running query started (the node lease).
+    pub readers_lease: Duration,
     /// How merged files are written.
     pub parquet: ParquetOptions,
 }
@@ -49,6 +52,7 @@ impl Default for CompactorConfig {
             max_open_files: 16,
             max_input_bytes: 512 * 1024 * 1024,
             garbage_grace: Duration::from_secs(10 * 60),
+            readers_lease: Duration::from_secs(30),
             parquet: ParquetOptions::default(),
         }
     }
@@ -208,7 +212,8 @@ impl Compactor {
     async fn collect_garbage(&self) -> Result<usize> {
         let mut deleted = 0;
         loop {
-            let paths = self.catalog.garbage_older_than(self.config.garbage_grace, 500).await?;
+            let paths =
+                self.catalog.garbage_older_than(self.config.garbage_grace, self.config.readers_lease, 500).await?;
             if paths.is_empty() {
                 return Ok(deleted);
             }

@@ -188,6 +188,12 @@ impl Querier {
         self.running.list()
     }
 
+    /// When the oldest query or report read still running arrived (epoch ms): objects
+    /// removed from the catalog since may still be read by it.
+    pub fn oldest_query_start_ms(&self) -> Option<i64> {
+        self.running.oldest_start_ms()
+    }
+
     /// Cancels query `id` (from [`Querier::running_queries`]); false when it is not running.
     pub fn cancel(&self, id: u64) -> bool {
         self.running.cancel(id)

@@ -136,6 +136,14 @@ impl RunningQueries {
             .collect()
     }
 
+    /// When the oldest registered query arrived, in epoch milliseconds; `None` when none is
+    /// registered. Every file a registered query reads was listed after it arrived.
+    pub fn oldest_start_ms(&self) -> Option<i64> {
+        let oldest = self.lock().values().map(|entry| entry.started_at).min()?;
+        let since_epoch = oldest.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Some(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+
     /// Cancels query `id`; false when there is no such query (it may just have finished).
     pub fn cancel(&self, id: u64) -> bool {
         match self.lock().get(&id) {

@@ -426,6 +426,10 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
         }
         None => None,
     };
+    if let Some(querier) = &querier {
+        let querier = Arc::downgrade(querier);
+        membership.set_oldest_read(Arc::new(move || querier.upgrade().and_then(|q| q.oldest_query_start_ms())));
+    }
     let compactor = plan.compactor.as_ref().map(|args| {
         let retention = RetentionDays { raw_events: args.retention_raw_days, events: args.retention_events_days };
         let config = CompactorConfig {
@@ -434,6 +438,7 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             max_open_files: args.compact_max_open_files,
             max_input_bytes: args.compact_max_input_bytes.as_u64(),
             garbage_grace: *args.garbage_grace,
+            readers_lease: *node.node_lease,
             parquet: ParquetOptions::default(),
         };
         let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock));

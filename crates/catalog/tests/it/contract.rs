@@ -124,12 +124,15 @@ async fn replace_files_is_all_or_nothing(fx: Fixture) {
 
     // The replaced objects wait in the garbage queue until their grace period has passed.
     let grace = Duration::from_secs(60);
-    assert!(cat.garbage_older_than(grace, 10).await.expect("garbage").is_empty(), "still in its grace period");
-    let mut garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    assert!(
+        cat.garbage_older_than(grace, Duration::from_secs(30), 10).await.expect("garbage").is_empty(),
+        "still in its grace period"
+    );
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
     garbage.sort();
     assert_eq!(garbage, ["ev/1", "ev/2"]);
     cat.forget_garbage(&garbage).await.expect("forget");
-    assert!(cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage").is_empty());
+    assert!(cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage").is_empty());
 
     // An object queued as garbage that the catalog refers to again is never handed out for
     // deletion.
@@ -138,7 +141,10 @@ async fn replace_files_is_all_or_nothing(fx: Fixture) {
     let again = file(TableName::Events, "ev/3", ("b", "c"), (5, 20), 5);
     cat.replace_files("compactor", &[ev3], &[]).await.expect("remove ev/3");
     cat.commit_persist("i", 2, &[again]).await.expect("record ev/3 again");
-    assert!(cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage").is_empty(), "ev/3 is referenced");
+    assert!(
+        cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage").is_empty(),
+        "ev/3 is referenced"
+    );
 }
 
 fn node(id: &str, incarnation: &str) -> NodeInfo {
@@ -242,14 +248,17 @@ async fn imports_replace_atomically_per_tenant(fx: Fixture) {
         cat.put_import(&imported("a", "crm", "imports/a/crm/2", 5), Some("imports/a/crm/1")).await.expect("replace");
     assert!(replaced);
     assert_eq!(cat.list_imports(&tenant("a")).await.expect("list")[0].path, "imports/a/crm/2");
-    assert_eq!(cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage"), vec!["imports/a/crm/1".to_string()]);
+    assert_eq!(
+        cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage"),
+        vec!["imports/a/crm/1".to_string()]
+    );
     assert_eq!(cat.list_imports(&tenant("b")).await.expect("list")[0].path, "imports/b/crm/1", "b untouched");
 
     // Dropping removes the table and queues its object.
     assert!(cat.drop_import(&tenant("a"), "crm").await.expect("drop"));
     assert!(!cat.drop_import(&tenant("a"), "crm").await.expect("second drop"));
     assert!(cat.list_imports(&tenant("a")).await.expect("list").is_empty());
-    let mut garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
     garbage.sort();
     assert_eq!(garbage, vec!["imports/a/crm/1".to_string(), "imports/a/crm/2".to_string()]);
 }
@@ -341,7 +350,7 @@ async fn rollup_hours_go_stale_when_their_window_gets_new_events(fx: Fixture) {
     assert!(cat.commit_rollup_hour(&newer, &rollup_file("ro/10b"), Some(old)).await.expect("replace"));
     assert!(cat.rollup_hours(0, 100).await.expect("hours")[0].fresh);
     assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/10b"]);
-    let garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    let garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
     assert_eq!(garbage, ["ro/10a"]);
 }
 
@@ -462,9 +471,36 @@ async fn retention_marks_files_and_expires_them_with_their_rollup_hours(fx: Fixt
     assert_eq!(cat.retention_epoch().await.expect("epoch"), epoch + 1);
     assert_eq!(paths(cat.list_files(&events(None, None, None)).await.expect("list")), ["ev/11"]);
     assert!(cat.rollup_hours(0, 100).await.expect("hours").is_empty(), "the rollup hour leaves with its file");
-    let mut garbage = cat.garbage_older_than(Duration::ZERO, 10).await.expect("garbage");
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
     garbage.sort();
     assert_eq!(garbage, ["ev/10", "ro/10"]);
     assert_eq!(cat.expire_files(&[ids[0]]).await.expect("again"), 0);
     assert_eq!(cat.retention_epoch().await.expect("epoch"), epoch + 1, "a pass that removed nothing leaves it");
+}
+
+on_both_backends!(garbage_waits_for_the_queries_of_live_queriers);
+async fn garbage_waits_for_the_queries_of_live_queriers(fx: Fixture) {
+    let cat = fx.open().await;
+    let lease = Duration::from_secs(60);
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    cat.heartbeat(&node("querier-0", "q"), lease).await.expect("announce");
+    // Its oldest query started a minute ago, before the file below is removed.
+    cat.report_read_horizon("querier-0", "q", now() - 60_000).await.expect("horizon");
+    cat.commit_persist("i", 1, &[file(TableName::Events, "ev/1", ("a", "b"), (0, 10), 3)]).await.expect("commit");
+    let id = cat.list_files(&events(None, None, None)).await.expect("list").files[0].id;
+    cat.replace_files("compactor", &[id], &[]).await.expect("remove");
+    let garbage = || cat.garbage_older_than(Duration::ZERO, lease, 10);
+    assert!(garbage().await.expect("garbage").is_empty(), "a running query may have listed ev/1");
+    // Another incarnation's report changes nothing; a stale node holds nothing back.
+    cat.report_read_horizon("querier-0", "other", now() + 1_000).await.expect("ignored");
+    assert!(garbage().await.expect("garbage").is_empty());
+    assert_eq!(
+        cat.garbage_older_than(Duration::ZERO, Duration::ZERO, 10).await.expect("garbage"),
+        ["ev/1"],
+        "a querier silent for longer than the lease holds nothing back"
+    );
+    // The query ended: the next report moves the horizon past the removal.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    cat.report_read_horizon("querier-0", "q", now()).await.expect("horizon");
+    assert_eq!(garbage().await.expect("garbage"), ["ev/1"]);
 }

@@ -1,6 +1,7 @@
 //! Retention end to end: tenants' own retentions remove exactly their expired rows from SQL
 //! and from reports (a cached report too), per table, and a backfill afterwards neither brings
 //! expired events back nor loses the events whose raw rows are gone.
+//! Garbage collection with no grace period never deletes an object a running query reads.
 
 use std::time::{Duration, Instant};
 
@@ -124,4 +125,70 @@ async fn tenants_retentions_remove_exactly_their_expired_rows_per_table() {
     assert_eq!(counts(&brief).await, (2, 4));
     assert_eq!(counts(&keep).await, (4, 2));
     assert_eq!(days(&keep, "events").await, quoted(&[5, 1]));
+}
+
+/// Garbage collection with no grace period at all, against queries running the whole time:
+/// compaction replaces files every few hundred milliseconds and the replaced objects are
+/// deleted as soon as no running query can have listed them, so no query ever finds a file
+/// gone, and every answer counts each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_never_deletes_what_a_running_query_reads() {
+    let server = TestServer::start(&[
+        "--max-past",
+        "2days",
+        "--garbage-grace",
+        "0s",
+        "--compact-interval",
+        "200ms",
+        "--compact-min-age",
+        "0s",
+        "--rollup-interval",
+        "1h",
+    ]);
+    let (writer, reader) = server.tenant("busy").await;
+    let admin = server.admin();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = Vec::new();
+    for sql in [
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events",
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM raw_events",
+    ] {
+        let (reader, stop) = (reader.clone(), std::sync::Arc::clone(&stop));
+        loops.push(tokio::spawn(async move {
+            let (mut answers, mut last) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let rows = reader.query_json(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let (n, d) = (rows[0]["n"].as_i64().unwrap_or(-1), rows[0]["d"].as_i64().unwrap_or(-2));
+                assert_eq!(n, d, "{sql}: an event counted twice");
+                assert!(n >= last, "{sql}: {n} events after {last}");
+                (answers, last) = (answers + 1, n);
+            }
+            answers
+        }));
+    }
+    // Events of an hour that has ended, so that two files are enough for a merge.
+    let hour_ago = chrono::Utc::now().timestamp_millis() - HOUR;
+    let rounds = 150;
+    for round in 0..rounds {
+        let body: String = (0..20)
+            .map(|i| {
+                json!({"event_id": format!("e{round}-{i}"), "timestamp": hour_ago - HOUR + i * 1000, "name": "pageview",
+                       "url": "https://busy.example/"})
+                .to_string()
+                    + "\n"
+            })
+            .collect();
+        writer.ingest(body).await.expect("ingest");
+        admin.flush().await.expect("flush");
+    }
+    // Let the last merges and collections happen under the query loops too.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for handle in loops {
+        let answers = handle.await.expect("a query failed or counted wrong");
+        assert!(answers > 10, "the query loop ran {answers} times");
+    }
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM events").await, rounds * 20);
+    let parquet = server.objects(".parquet").len() as i64;
+    assert!(parquet < rounds, "{parquet} objects left of {} persisted: garbage was collected", rounds * 2);
 }
