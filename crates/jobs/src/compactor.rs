@@ -1,11 +1,10 @@
-//! Merging each partition's small files into one.
+//! Merging each partition's small files into one, as a stream within a memory limit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use arrow::compute::concat_batches;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use hourglass_catalog::{Catalog, Error as CatalogError, FileFilter, FileRecord};
 use hourglass_storage::ParquetOptions;
@@ -13,8 +12,8 @@ use hourglass_types::{Clock, PartitionKey, TableName};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::dedupe::first_of_each_event;
-use crate::objects::{delete_quietly, read_batches, write_partition_file};
+use crate::merge_stream::{MergeShape, UPLOAD_PART_BYTES, merge_files};
+use crate::objects::delete_quietly;
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -35,6 +34,10 @@ pub struct CompactorConfig {
     pub max_open_files: usize,
     /// Most Parquet bytes read for one merge; the smallest files go first.
     pub max_input_bytes: u64,
+    /// Memory one merge may hold: its inputs' row groups and batches and the row group being
+    /// written. A partition larger than this merges as a stream, in several passes when its
+    /// files' row groups do not all fit at once.
+    pub memory_limit: u64,
     /// How long a replaced object stays readable before it is deleted (by the catalog's clock).
     pub garbage_grace: Duration,
     /// A querier whose heartbeat is younger than this holds back the deletion of objects
@@ -51,6 +54,7 @@ impl Default for CompactorConfig {
             min_age: Duration::from_secs(10 * 60),
             max_open_files: 16,
             max_input_bytes: 512 * 1024 * 1024,
+            memory_limit: 256 * 1024 * 1024,
             garbage_grace: Duration::from_secs(10 * 60),
             readers_lease: Duration::from_secs(30),
             parquet: ParquetOptions::default(),
@@ -117,9 +121,9 @@ impl Compactor {
                 groups.entry(key).or_default().push(f);
             }
             for ((hour, shard, _), files) in groups {
-                let Some(picked) = self.pick(hour, files) else { continue };
+                let Some((picked, shape)) = self.pick(hour, files) else { continue };
                 let generation = picked.iter().map(|f| f.file.generation).max().unwrap_or(1);
-                self.merge(PartitionKey { table, hour, shard }, generation, picked, &mut report).await?;
+                self.merge(PartitionKey { table, hour, shard }, generation, picked, shape, &mut report).await?;
             }
         }
         report.garbage_deleted = self.collect_garbage().await?;
@@ -130,26 +134,34 @@ impl Compactor {
         Ok(report)
     }
 
-    /// The files of a partition to merge now, smallest first within the byte budget.
-    fn pick(&self, hour: i64, mut files: Vec<FileRecord>) -> Option<Vec<FileRecord>> {
+    /// The files of a partition to merge now, smallest first within the byte budget and the
+    /// memory limit, and how the merge spends memory.
+    fn pick(&self, hour: i64, mut files: Vec<FileRecord>) -> Option<(Vec<FileRecord>, MergeShape)> {
         let settled = (hour + 1) * HOUR_MS + self.config.min_age.as_millis() as i64 <= self.clock.now_ms();
         let needed = if settled { 2 } else { self.config.max_open_files.max(2) };
         if files.len() < needed {
             return None;
         }
         files.sort_by_key(|f| (f.file.bytes, f.id));
-        let mut budget = self.config.max_input_bytes;
-        let picked: Vec<FileRecord> = files
-            .into_iter()
-            .take_while(|f| match budget.checked_sub(f.file.bytes) {
-                Some(left) => {
-                    budget = left;
-                    true
-                }
-                None => false,
-            })
-            .collect();
-        (picked.len() >= 2).then_some(picked)
+        let plan = MemoryPlan::new(self.config.memory_limit, self.config.parquet.row_group_rows);
+        let mut bytes_left = self.config.max_input_bytes;
+        let mut held = 0u64;
+        let mut picked: Vec<FileRecord> = Vec::new();
+        for f in files {
+            let holds = plan.row_group_bytes(&f);
+            // Two files always merge, even past the limit: the partition must converge.
+            let fits = bytes_left >= f.file.bytes && held + holds <= plan.inputs && picked.len() < MAX_MERGE_INPUTS;
+            if !fits && picked.len() >= 2 {
+                break;
+            }
+            bytes_left = bytes_left.saturating_sub(f.file.bytes);
+            held += holds;
+            picked.push(f);
+        }
+        if picked.len() < 2 {
+            return None;
+        }
+        Some((picked, plan.shape()))
     }
 
     async fn merge(
@@ -157,27 +169,17 @@ impl Compactor {
         key: PartitionKey,
         generation: u64,
         files: Vec<FileRecord>,
+        shape: MergeShape,
         report: &mut CompactionReport,
     ) -> Result<()> {
-        let mut batches = Vec::new();
-        for f in &files {
-            batches.extend(read_batches(self.store.as_ref(), &f.file.path).await?);
-        }
-        if batches.is_empty() {
-            return Ok(());
-        }
-        let schema = merged_schema(&hourglass_types::schema::of(key.table), &batches);
-        let batches = batches.iter().map(|b| conform(b, &schema)).collect::<Result<Vec<_>>>()?;
-        let merged = concat_batches(&schema, &batches)?;
-        drop(batches);
-        // Copies of one event are identical but for when they arrived, so any one may stay:
-        // dropping them before the sort leaves one sort to do.
-        let (unique, dropped) = first_of_each_event(merged)?;
         let version = files[0].file.processor_version;
-        let written =
-            write_partition_file(self.store.as_ref(), key, generation, &unique, &self.config.parquet, version).await?;
-        drop(unique);
-        let Some(merged_file) = written else { return Ok(()) };
+        let table_schema = hourglass_types::schema::of(key.table);
+        // Copies of one event are identical but for when they arrived, so any one may stay.
+        let merged =
+            merge_files(&self.store, key, generation, &files, &table_schema, &self.config.parquet, shape, version)
+                .await?;
+        let (dropped, rows_in) = (merged.duplicates, merged.rows_in);
+        let Some(merged_file) = merged.file else { return Ok(()) };
         let (path, rows) = (merged_file.path.clone(), merged_file.rows);
         let ids: Vec<i64> = files.iter().map(|f| f.id).collect();
         match self.catalog.replace_files(&self.config.writer_id, &ids, &[merged_file]).await {
@@ -190,6 +192,7 @@ impl Compactor {
                     hour = key.hour,
                     shard = key.shard,
                     files = files.len(),
+                    rows_in,
                     rows,
                     duplicates = dropped,
                     "merged partition"
@@ -232,23 +235,71 @@ impl Compactor {
 /// The schema of a merge of files that may come from different versions: the table's columns
 /// that some file has, in the table's order, then any column only older files have. A column
 /// some file lacks becomes nullable, and is null for that file's rows.
-fn merged_schema(table: &SchemaRef, batches: &[RecordBatch]) -> SchemaRef {
+pub(crate) fn merged_schema(table: &SchemaRef, files: &[SchemaRef]) -> SchemaRef {
     let mut fields: Vec<Field> = Vec::new();
     let known = table.fields().iter().map(|f| f.as_ref().clone());
-    let stored =
-        batches.iter().flat_map(|b| b.schema().fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<_>>());
+    let stored = files.iter().flat_map(|s| s.fields().iter().map(|f| f.as_ref().clone()).collect::<Vec<_>>());
     for field in known.chain(stored) {
         if fields.iter().any(|f| f.name() == field.name()) {
             continue;
         }
-        let everywhere = batches.iter().all(|b| b.schema().field_with_name(field.name()).is_ok());
-        if !batches.iter().any(|b| b.schema().field_with_name(field.name()).is_ok()) {
+        let everywhere = files.iter().all(|s| s.field_with_name(field.name()).is_ok());
+        if !files.iter().any(|s| s.field_with_name(field.name()).is_ok()) {
             continue;
         }
         let nullable = field.is_nullable() || !everywhere;
         fields.push(field.with_nullable(nullable));
     }
     Arc::new(Schema::new(fields))
+}
+
+/// How a merge's memory limit is shared: two upload parts first, then of the rest three
+/// eighths for the inputs' row groups, a quarter for decoded batches, a quarter for the row
+/// group being written, and an eighth left for the ids of the current tenant's events and the
+/// writer's bookkeeping. Row groups are estimated
+/// from the catalog (bytes and rows per file), since reading every footer to plan would cost
+/// more; decoded sizes are measured by the merge on its first batches.
+struct MemoryPlan {
+    /// Bytes of row groups the inputs may hold at once.
+    inputs: u64,
+    /// Bytes of decoded batches.
+    batches: u64,
+    /// Bytes the writer may hold.
+    output: u64,
+    /// Rows per row group the files were written with.
+    row_group_rows: u64,
+}
+
+/// Most files one merge reads: each holds a decoded batch, whatever its size.
+const MAX_MERGE_INPUTS: usize = 32;
+
+impl MemoryPlan {
+    fn new(limit: u64, row_group_rows: usize) -> Self {
+        let limit = limit.saturating_sub(2 * UPLOAD_PART_BYTES as u64);
+        Self {
+            inputs: limit * 3 / 8,
+            batches: limit / 4,
+            output: limit / 4,
+            row_group_rows: row_group_rows.max(1) as u64,
+        }
+    }
+
+    /// The bytes a reader of `f` holds for one row group: its column chunks as stored, and
+    /// about three times that again as pages are decompressed and dictionaries decoded.
+    fn row_group_bytes(&self, f: &FileRecord) -> u64 {
+        let rows = f.file.rows.max(1);
+        let stored = if rows <= self.row_group_rows { f.file.bytes } else { f.file.bytes * self.row_group_rows / rows };
+        4 * stored
+    }
+
+    /// The memory a merge's batches and output may take.
+    fn shape(&self) -> MergeShape {
+        MergeShape {
+            batch_bytes: self.batches,
+            output_bytes: self.output,
+            max_row_group_rows: self.row_group_rows as usize,
+        }
+    }
 }
 
 /// `batch` in the merge's schema: columns matched by name, a missing one filled with nulls, a

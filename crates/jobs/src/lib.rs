@@ -16,6 +16,7 @@
 mod backfill;
 mod compactor;
 mod dedupe;
+mod merge_stream;
 mod objects;
 mod retention;
 mod rollup;
@@ -45,6 +46,14 @@ pub enum Error {
         /// The object's key.
         path: String,
         /// The reader's error.
+        source: parquet::errors::ParquetError,
+    },
+    /// A merged file could not be written.
+    #[error("writing parquet {path}")]
+    WriteParquet {
+        /// The object's key.
+        path: String,
+        /// The writer's error.
         source: parquet::errors::ParquetError,
     },
     /// Merging batches failed.

@@ -383,6 +383,11 @@ pub struct CompactArgs {
     /// Most Parquet bytes read for one merge.
     #[arg(long, env = "HOURGLASS_COMPACT_MAX_INPUT_BYTES", default_value = "512MiB")]
     pub compact_max_input_bytes: ByteSize,
+    /// Memory one merge may hold (input row groups and batches, the output row group): a
+    /// larger partition is merged as a stream, in several passes if its files' row groups do
+    /// not fit at once.
+    #[arg(long, env = "HOURGLASS_COMPACT_MEMORY", default_value = "256MiB")]
+    pub compact_memory: ByteSize,
     /// How long replaced files stay readable before they are deleted.
     #[arg(long, env = "HOURGLASS_GARBAGE_GRACE", default_value = "10m")]
     pub garbage_grace: humantime::Duration,

@@ -437,6 +437,7 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             min_age: *args.compact_min_age,
             max_open_files: args.compact_max_open_files,
             max_input_bytes: args.compact_max_input_bytes.as_u64(),
+            memory_limit: args.compact_memory.as_u64(),
             garbage_grace: *args.garbage_grace,
             readers_lease: *node.node_lease,
             parquet: ParquetOptions::default(),

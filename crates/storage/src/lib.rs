@@ -19,7 +19,7 @@ use object_store::{ClientOptions, ObjectStore, RetryConfig};
 
 pub use durable_local::DurableLocalFileSystem;
 pub use hourglass_types::FileStats;
-pub use parquet_file::{ParquetOptions, encode_parquet, sort_for_parquet};
+pub use parquet_file::{ParquetOptions, encode_parquet, sort_for_parquet, writer_properties};
 
 /// Errors from building stores and encoding files.
 #[derive(Debug, thiserror::Error)]

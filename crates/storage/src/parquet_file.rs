@@ -49,12 +49,21 @@ pub struct ParquetOptions {
     /// Whether pages are compressed at all (rollups are read far more often than written, and
     /// their visitor ids do not compress).
     pub compress: bool,
+    /// Most bytes of distinct values a column's dictionary collects in a row group before the
+    /// column falls back to plain encoding: what each column's encoder may hold in memory.
+    pub dictionary_page_bytes: usize,
 }
 
 impl Default for ParquetOptions {
     fn default() -> Self {
         // Level 1: persisting competes with ingest for CPU, and compaction rewrites these files.
-        Self { row_group_rows: 128 * 1024, page_rows: 8 * 1024, zstd_level: 1, compress: true }
+        Self {
+            row_group_rows: 128 * 1024,
+            page_rows: 8 * 1024,
+            zstd_level: 1,
+            compress: true,
+            dictionary_page_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -115,6 +124,18 @@ pub fn sort_for_parquet(batch: &RecordBatch) -> Result<Option<(RecordBatch, File
 /// Encodes a batch already sorted by [`sort_for_parquet`] as a Parquet file.
 pub fn encode_parquet(sorted: &RecordBatch, options: &ParquetOptions) -> Result<Bytes> {
     let schema = sorted.schema();
+    let props = writer_properties(&schema, options)?;
+    let mut buffer = Vec::with_capacity(sorted.get_array_memory_size() / 4);
+    let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(props))?;
+    writer.write(sorted)?;
+    writer.close()?;
+    Ok(Bytes::from(buffer))
+}
+
+/// How every partition file is written: sorted by (tenant_id, timestamp), with page
+/// statistics where queries prune, compressed as `options` say. Also for writers that stream
+/// rows already in that order.
+pub fn writer_properties(schema: &arrow::datatypes::Schema, options: &ParquetOptions) -> Result<WriterProperties> {
     let tenant_idx = schema.index_of(col::TENANT_ID).map_err(|_| Error::MissingColumn { column: col::TENANT_ID })?;
     let time_idx = schema.index_of(col::TIMESTAMP).map_err(|_| Error::MissingColumn { column: col::TIMESTAMP })?;
     let sorting = vec![
@@ -130,6 +151,7 @@ pub fn encode_parquet(sorted: &RecordBatch, options: &ParquetOptions) -> Result<
         .set_compression(compression)
         .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
         .set_data_page_row_count_limit(options.page_rows.max(1))
+        .set_dictionary_page_size_limit(options.dictionary_page_bytes.max(1024))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_sorting_columns(Some(sorting));
     // Long free-text and unique columns are never pruned on: their min/max statistics cost
@@ -141,12 +163,7 @@ pub fn encode_parquet(sorted: &RecordBatch, options: &ParquetOptions) -> Result<
             builder = builder.set_column_dictionary_enabled(path, false);
         }
     }
-    let props = builder.build();
-    let mut buffer = Vec::with_capacity(sorted.get_array_memory_size() / 4);
-    let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(props))?;
-    writer.write(sorted)?;
-    writer.close()?;
-    Ok(Bytes::from(buffer))
+    Ok(builder.build())
 }
 
 #[cfg(test)]

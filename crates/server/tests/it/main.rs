@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod collection;
+mod compaction;
 mod durability;
 mod flight_sql;
 mod governance;

@@ -184,6 +184,14 @@ impl TestServer {
         self.spawn();
     }
 
+    /// Kills the server and starts it again on the same data with `args` instead of the
+    /// flags it had.
+    pub fn restart_as(&mut self, args: &[&str]) {
+        self.kill();
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self.spawn();
+    }
+
     /// Paths of every file under the data directory's object store matching `suffix`.
     pub fn objects(&self, suffix: &str) -> Vec<PathBuf> {
         fn walk(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
