@@ -441,6 +441,9 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// tenant, [`Error::InvalidSetting`] if a value is out of range.
     async fn update_tenant_settings(&self, tenant: &TenantId, patch: &SettingsPatch) -> Result<Option<TenantConfig>>;
 
+    /// Every tenant's settings, read at once (for jobs that apply them to all tenants).
+    async fn all_tenant_settings(&self) -> Result<Vec<(TenantId, TenantSettings)>>;
+
     /// The tenant whose public site key is `site_key`.
     async fn tenant_by_site_key(&self, site_key: &str) -> Result<Option<TenantId>>;
 

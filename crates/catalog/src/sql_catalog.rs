@@ -586,6 +586,15 @@ impl Catalog for SqlCatalog {
         row.map(|(site_key, json)| Ok(TenantConfig { site_key, settings: settings_from_db(&json)? })).transpose()
     }
 
+    async fn all_tenant_settings(&self) -> Result<Vec<(TenantId, TenantSettings)>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, settings FROM tenant_settings ORDER BY tenant_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("listing tenant settings"))?;
+        rows.into_iter().map(|(tenant, json)| Ok((tenant_from_db(tenant)?, settings_from_db(&json)?))).collect()
+    }
+
     async fn update_tenant_settings(&self, tenant: &TenantId, patch: &SettingsPatch) -> Result<Option<TenantConfig>> {
         let mut tx = self.begin_write("starting settings update").await?;
         // FOR UPDATE on PostgreSQL; SQLite's write transaction already excludes other writers.

@@ -13,9 +13,13 @@ use hourglass_types::schema::col;
 #[derive(Debug, Default)]
 pub(crate) struct SeenEvents {
     seen: HashSet<u128>,
+    /// Set for rows that come tenant by tenant: the ids of earlier tenants are forgotten.
+    tenant_by_tenant: bool,
+    /// The tenant of the last row seen, when going tenant by tenant.
+    tenant: Option<String>,
 }
 
-pub(crate) fn event_key(tenant: &str, id: &str) -> u128 {
+fn event_key(tenant: &str, id: &str) -> u128 {
     let half = |salt: u8| {
         let mut h = DefaultHasher::new();
         salt.hash(&mut h);
@@ -27,6 +31,12 @@ pub(crate) fn event_key(tenant: &str, id: &str) -> u128 {
 }
 
 impl SeenEvents {
+    /// For rows in tenant order (a merge of sorted files): only the current tenant's ids are
+    /// remembered, so memory follows the largest tenant, not the whole partition.
+    pub(crate) fn tenant_by_tenant() -> Self {
+        Self { tenant_by_tenant: true, ..Self::default() }
+    }
+
     /// Keeps the rows of `batch` whose event was not seen in it or in an earlier batch;
     /// returns them and how many were dropped. A batch without those columns is returned as
     /// is.
@@ -43,7 +53,12 @@ impl SeenEvents {
                 if tenants.is_null(i) || ids.is_null(i) {
                     return Some(true);
                 }
-                Some(self.seen.insert(event_key(tenants.value(i), ids.value(i))))
+                let tenant = tenants.value(i);
+                if self.tenant_by_tenant && self.tenant.as_deref() != Some(tenant) {
+                    self.tenant = Some(tenant.to_string());
+                    self.seen.clear();
+                }
+                Some(self.seen.insert(event_key(tenant, ids.value(i))))
             })
             .collect();
         let dropped = keep.false_count();
@@ -83,5 +98,26 @@ mod tests {
         assert_eq!((second.num_rows(), dropped), (2, 1), "a/2 was in the first batch; b/2 is another tenant's");
         let ids: Vec<&str> = second.column(1).as_string::<i32>().iter().flatten().collect();
         assert_eq!(ids, ["2", "3"]);
+    }
+
+    #[test]
+    fn tenant_by_tenant_forgets_earlier_tenants_only() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(col::TENANT_ID, DataType::Utf8, false),
+            Field::new(col::EVENT_ID, DataType::Utf8, true),
+        ]));
+        let batch = |tenants: Vec<&str>, ids: Vec<&str>| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(StringArray::from(tenants)), Arc::new(StringArray::from(ids))],
+            )
+            .expect("batch")
+        };
+        let mut seen = SeenEvents::tenant_by_tenant();
+        let (_, dropped) = seen.keep_first(batch(vec!["a", "a", "b"], vec!["1", "1", "1"])).expect("first");
+        assert_eq!(dropped, 1, "a/1 twice; b/1 is another tenant's");
+        let (kept, dropped) = seen.keep_first(batch(vec!["b", "c"], vec!["1", "1"])).expect("second");
+        assert_eq!((kept.num_rows(), dropped), (1, 1), "b/1 is remembered across batches while b lasts");
+        assert_eq!(seen.seen.len(), 1, "only the current tenant's ids are kept");
     }
 }

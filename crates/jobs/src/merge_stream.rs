@@ -6,12 +6,11 @@
 //! Copies of an event (the same tenant and `event_id`) are dropped as the rows go by; since
 //! rows come tenant by tenant, the ids remembered are only the current tenant's.
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::compute::{filter_record_batch, interleave_record_batch};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -30,7 +29,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::compactor::{conform, merged_schema};
-use crate::dedupe::event_key;
+use crate::dedupe::SeenEvents;
 use crate::objects::delete_quietly;
 use crate::{Error, Result};
 
@@ -173,43 +172,6 @@ fn before(a: (Option<&str>, i64), b: (Option<&str>, i64)) -> bool {
     }
 }
 
-/// The ids of the current tenant's events seen so far.
-#[derive(Default)]
-struct TenantDedupe {
-    tenant: Option<String>,
-    seen: HashSet<u128>,
-}
-
-impl TenantDedupe {
-    /// Keeps the rows of `batch` (in tenant order) whose event was not seen before.
-    fn keep_first(&mut self, batch: &RecordBatch) -> Result<(RecordBatch, usize)> {
-        let (Some(tenants), Some(ids)) = (
-            batch.column_by_name(col::TENANT_ID).and_then(|c| c.as_string_opt::<i32>()),
-            batch.column_by_name(col::EVENT_ID).and_then(|c| c.as_string_opt::<i32>()),
-        ) else {
-            return Ok((batch.clone(), 0));
-        };
-        let keep: BooleanArray = (0..batch.num_rows())
-            .map(|i| {
-                if tenants.is_null(i) || ids.is_null(i) {
-                    return Some(true);
-                }
-                let tenant = tenants.value(i);
-                if self.tenant.as_deref() != Some(tenant) {
-                    self.tenant = Some(tenant.to_string());
-                    self.seen.clear();
-                }
-                Some(self.seen.insert(event_key(tenant, ids.value(i))))
-            })
-            .collect();
-        let dropped = keep.false_count();
-        if dropped == 0 {
-            return Ok((batch.clone(), 0));
-        }
-        Ok((filter_record_batch(batch, &keep)?, dropped))
-    }
-}
-
 /// The running statistics of the rows written.
 #[derive(Default)]
 struct Stats {
@@ -306,7 +268,8 @@ pub(crate) async fn merge_files(
     let sink = BufWriter::with_capacity(Arc::clone(store), object.clone(), UPLOAD_PART_BYTES).with_max_concurrency(1);
     let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
         .map_err(|source| Error::WriteParquet { path: path.clone(), source })?;
-    let mut merge = Merge { writer, dedupe: TenantDedupe::default(), stats: Stats::default(), duplicates: 0, path };
+    let mut merge =
+        Merge { writer, dedupe: SeenEvents::tenant_by_tenant(), stats: Stats::default(), duplicates: 0, path };
     let outcome = merge.run(&mut cursors, &schema, out_rows).await;
     let Merge { writer, stats, duplicates, path, .. } = merge;
     let rows_in = match outcome {
@@ -340,7 +303,7 @@ pub(crate) async fn merge_files(
 /// The output side of a merge.
 struct Merge {
     writer: AsyncArrowWriter<BufWriter>,
-    dedupe: TenantDedupe,
+    dedupe: SeenEvents,
     stats: Stats,
     duplicates: usize,
     path: String,
@@ -396,7 +359,7 @@ impl Merge {
     async fn write(&mut self, slots: &[RecordBatch], rows: &[(usize, usize)]) -> Result<()> {
         let refs: Vec<&RecordBatch> = slots.iter().collect();
         let merged = interleave_record_batch(&refs, rows)?;
-        let (unique, dropped) = self.dedupe.keep_first(&merged)?;
+        let (unique, dropped) = self.dedupe.keep_first(merged)?;
         self.duplicates += dropped;
         self.stats.add(&unique)?;
         self.writer.write(&unique).await.map_err(|source| Error::WriteParquet { path: self.path.clone(), source })

@@ -191,9 +191,8 @@ impl Policies {
                 ..Default::default()
             },
         };
-        for tenant in catalog.list_tenants().await? {
-            let Some(config) = catalog.tenant_config(&tenant).await? else { continue };
-            let own = config.settings.retention;
+        for (tenant, settings) in catalog.all_tenant_settings().await? {
+            let own = settings.retention;
             if let Some(days) = own.raw_events {
                 policies.raw_events.tenants.insert(tenant.as_str().to_string(), cutoff_hour(now_ms, days));
             }

@@ -290,6 +290,11 @@ async fn tenant_settings_start_at_defaults_and_patches_merge(fx: Fixture) {
     assert_eq!(after.settings.session_timeout_ms, 600_000);
     assert_eq!(cat.tenant_config(&tenant("a")).await.expect("read").expect("a").settings, after.settings);
     assert_eq!(cat.tenant_config(&tenant("b")).await.expect("read").expect("b").settings, TenantSettings::default());
+    assert_eq!(
+        cat.all_tenant_settings().await.expect("all"),
+        vec![(tenant("a"), after.settings.clone()), (tenant("b"), TenantSettings::default())],
+        "every tenant's settings in one read"
+    );
 
     let bad = SettingsPatch { session_timeout_ms: Some(1), ..SettingsPatch::default() };
     let err = cat.update_tenant_settings(&tenant("a"), &bad).await.expect_err("out of range");
