@@ -3,7 +3,7 @@
 //! dashboard over 30 days for the largest and a median tenant, cold (a fresh process) and
 //! warm, with the same reports answered from events only and equivalent SQL in the same run.
 
-mod generate;
+pub(crate) mod generate;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -148,7 +148,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn chrono_now() -> i64 {
+pub(crate) fn chrono_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -177,6 +177,69 @@ async fn wait_for_rollups(reader: &Client, days: u32) -> anyhow::Result<Duration
     }
 }
 
+/// One tenant's loads: id, read token, cold and warm latencies, per report, answer paths.
+type Measured = (String, String, Vec<Duration>, Vec<Duration>, Vec<(Vec<Duration>, Vec<Duration>)>, Vec<String>);
+
+/// Cold loads (each on a restarted server with `extra`) and warm loads after each, for every
+/// reader; returns the server and the figures.
+async fn measure(
+    mut server: Server,
+    readers: &[(String, String, String)],
+    extra: &[&str],
+    options: &Options,
+) -> anyhow::Result<(Server, Vec<Measured>)> {
+    let mut results = Vec::new();
+    for (id, read_token, _) in readers {
+        let (mut cold, mut warm) = (Vec::new(), Vec::new());
+        let mut by_report: Vec<(Vec<Duration>, Vec<Duration>)> = vec![(Vec::new(), Vec::new()); reports().len()];
+        let mut paths = Vec::new();
+        for _ in 0..options.cold_loads {
+            server = server.restart(extra)?;
+            let reader = Client::new(&server.url, read_token);
+            for (i, (d, path)) in load(&reader).await?.into_iter().enumerate() {
+                cold.push(d);
+                by_report[i].0.push(d);
+                paths.push(path);
+            }
+            for _ in 0..options.warm_loads {
+                for (i, (d, _)) in load(&reader).await?.into_iter().enumerate() {
+                    warm.push(d);
+                    by_report[i].1.push(d);
+                }
+            }
+        }
+        results.push((id.clone(), read_token.clone(), cold, warm, by_report, paths));
+    }
+    Ok((server, results))
+}
+
+/// Rollup files holding more than one hour (merged days).
+async fn merged_days(admin: &Client) -> anyhow::Result<i64> {
+    let rows = admin
+        .query_json("SELECT count(*) AS n FROM system.files WHERE table_name = 'rollups' AND max_time > min_time")
+        .await?;
+    Ok(rows.first().and_then(|r| r.get("n")).and_then(Value::as_i64).unwrap_or(0))
+}
+
+/// Waits until every settled day of the data keeps its rollups in one file.
+async fn wait_for_merged_days(admin: &Client, days: u32) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let settled_day = (chrono_now() - 2 * 3_600_000).div_euclid(86_400_000) * 86_400_000;
+    let split = format!(
+        "SELECT count(*) AS n FROM (SELECT date_trunc('day', min_time) FROM system.files \
+         WHERE table_name = 'rollups' AND min_time < to_timestamp_millis({settled_day}) GROUP BY 1 HAVING count(*) > 1)"
+    );
+    loop {
+        let rows = admin.query_json(&split).await?;
+        let left = rows.first().and_then(|r| r.get("n")).and_then(Value::as_i64).unwrap_or(1);
+        if left == 0 && merged_days(admin).await? >= i64::from(days) - 2 {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(3600), "days were not merged");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
 /// The benchmark; prints Markdown.
 pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
@@ -193,8 +256,10 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
             written as f64 / generated_in.as_secs_f64().max(0.001)
         );
     }
-    let extra = ["--rollup-interval", "1s"];
-    let mut server = Server::start_on(binary, &data_dir, &extra)?;
+    // Rollups first stay in hour files; the day files are measured after them, same data.
+    let hour_files = ["--rollup-interval", "1s", "--rollup-merge-days", "false"];
+    let day_files = ["--rollup-interval", "1s"];
+    let mut server = Server::start_on(binary, &data_dir, &hour_files)?;
     let admin = server.admin();
     let largest = tenant_id(0);
     let median = tenant_id(options.tenants / 2);
@@ -235,58 +300,66 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
         writer.ingest(body).await?;
     }
 
+    let merged_before = merged_days(&admin).await?;
+    let mut layouts = Vec::new();
+    if merged_before == 0 {
+        let (next, results) = measure(server, &readers, &hour_files, options).await?;
+        server = next;
+        layouts.push(("hour files", results));
+    } else {
+        println!("The kept data already has {merged_before} merged days: only day files are measured.\n");
+    }
+    server = server.restart(&day_files)?;
+    let merge_in = wait_for_merged_days(&server.admin(), options.days).await?;
+    println!(
+        "Rollup hours merged into day files {:.0} s after the server started ({} days in one file each).\n",
+        merge_in.as_secs_f64(),
+        merged_days(&server.admin()).await?
+    );
+    let (next, results) = measure(server, &readers, &day_files, options).await?;
+    server = next;
+    layouts.push(("day files", results));
+
     println!("## Dashboard load, 15 reports over 30 days\n");
     println!(
-        "| tenant | reports per load | cold p50 ms | cold p99 ms | warm p50 ms | warm p99 ms | events only, warm p50 ms | events only, warm p99 ms |"
+        "| tenant | rollups in | reports per load | cold p50 ms | cold p99 ms | warm p50 ms | warm p99 ms | events only, p50 ms | events only, p99 ms |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut per_report: Vec<(String, Vec<Duration>, Vec<Duration>)> = Vec::new();
-    let mut results = Vec::new();
-    for (id, read_token, _) in &readers {
-        let (mut cold, mut warm) = (Vec::new(), Vec::new());
-        let mut by_report: Vec<(Vec<Duration>, Vec<Duration>)> = vec![(Vec::new(), Vec::new()); reports().len()];
-        let mut paths = Vec::new();
-        for _ in 0..options.cold_loads {
-            server = server.restart(&extra)?;
-            let reader = Client::new(&server.url, read_token);
-            for (i, (d, path)) in load(&reader).await?.into_iter().enumerate() {
-                cold.push(d);
-                by_report[i].0.push(d);
-                paths.push(path);
-            }
-            for _ in 0..options.warm_loads {
-                for (i, (d, _)) in load(&reader).await?.into_iter().enumerate() {
-                    warm.push(d);
-                    by_report[i].1.push(d);
-                }
-            }
-        }
-        results.push((id.clone(), read_token.clone(), cold, warm, by_report, paths));
-    }
     // The same reports from events only, in the same run (a server without rollups).
     // The SQL baseline reads `sessions`, which needs all of a tenant's events in memory.
     server =
         server.restart(&["--report-rollups", "false", "--query-memory-per-query", "6GiB", "--query-memory", "8GiB"])?;
-    for (id, read_token, cold, warm, by_report, _paths) in &results {
+    let mut raw_by_tenant = Vec::new();
+    for (_, read_token, _) in &readers {
         let reader = Client::new(&server.url, read_token);
         let mut raw = Vec::new();
         for _ in 0..2 {
             raw.extend(load(&reader).await?.into_iter().map(|(d, _)| d));
         }
-        println!(
-            "| {id} | {} | {} | {} | {} | {} | {} | {} |",
-            reports().len(),
-            ms(percentile(cold.clone(), 0.5)),
-            ms(percentile(cold.clone(), 0.99)),
-            ms(percentile(warm.clone(), 0.5)),
-            ms(percentile(warm.clone(), 0.99)),
-            ms(percentile(raw.clone(), 0.5)),
-            ms(percentile(raw.clone(), 0.99)),
-        );
-        per_report.extend(
-            reports().iter().zip(by_report).map(|((name, _), (c, w))| (format!("{id} {name}"), c.clone(), w.clone())),
-        );
+        raw_by_tenant.push(raw);
     }
+    for (layout, results) in &layouts {
+        for ((id, _, cold, warm, by_report, _paths), raw) in results.iter().zip(&raw_by_tenant) {
+            println!(
+                "| {id} | {layout} | {} | {} | {} | {} | {} | {} | {} |",
+                reports().len(),
+                ms(percentile(cold.clone(), 0.5)),
+                ms(percentile(cold.clone(), 0.99)),
+                ms(percentile(warm.clone(), 0.5)),
+                ms(percentile(warm.clone(), 0.99)),
+                ms(percentile(raw.clone(), 0.5)),
+                ms(percentile(raw.clone(), 0.99)),
+            );
+            per_report.extend(
+                reports()
+                    .iter()
+                    .zip(by_report)
+                    .map(|((name, _), (c, w))| (format!("{id} {name} ({layout})"), c.clone(), w.clone())),
+            );
+        }
+    }
+    let results: Vec<&Measured> = layouts.iter().flat_map(|(_, r)| r).collect();
 
     println!("\n## Per report (cold and warm medians)\n");
     println!("| report | cold ms | warm ms | answered from |");

@@ -8,6 +8,7 @@ mod ab;
 mod dashboard;
 mod data;
 mod ingest;
+mod jobs;
 mod processor;
 mod protocols;
 mod query;
@@ -65,6 +66,11 @@ struct Args {
     /// tenant, cold and warm, against the same reports from events only and equivalent SQL.
     #[arg(long)]
     dashboard: bool,
+    /// Run the jobs benchmark instead, in process: compaction and backfill throughput, peak
+    /// memory and bytes per event before and after compaction, over a data set generated like
+    /// the dashboard's (--events over --days for --dashboard-tenants tenants), --runs times.
+    #[arg(long)]
+    jobs: bool,
     /// Events the dashboard benchmark generates.
     #[arg(long, default_value_t = 100_000_000)]
     events: u64,
@@ -107,6 +113,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let bodies = data::sample_bodies(args.tenants, 1000, 50, 7);
         let bodies: Vec<bytes::Bytes> = bodies.into_iter().map(|(_, b)| b).collect();
         return processor::report(&bodies, args.runs);
+    }
+    if args.jobs {
+        let options = jobs::Options {
+            events: args.events,
+            days: args.days,
+            tenants: args.dashboard_tenants.max(1),
+            runs: args.runs.max(1),
+        };
+        return jobs::run(&options).await;
     }
     let binary = match &args.hourglass {
         Some(p) => p.clone(),

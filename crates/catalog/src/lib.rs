@@ -341,6 +341,19 @@ pub struct NewRollupHour {
     pub rows: u64,
 }
 
+/// Rollup hours whose rows go into one new `rollups` file together
+/// ([`Catalog::commit_rollups`]): one hour recomputed, a day of hours merged, a merged day
+/// rewritten with some hours recomputed or expired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollupCommit {
+    /// Hours computed anew, each with the file its state points to now (`None`: it has none).
+    pub computed: Vec<(NewRollupHour, Option<i64>)>,
+    /// Hours whose rows the new file holds unchanged, each with the file they come from.
+    pub carried: Vec<(i64, i64)>,
+    /// Hours left out because their retention passed, each with the file they were in.
+    pub expired: Vec<(i64, i64)>,
+}
+
 /// A tenant's settings with its public site key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantConfig {
@@ -420,6 +433,14 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Forgets garbage whose objects were deleted.
     async fn forget_garbage(&self, paths: &[String]) -> Result<()>;
 
+    /// Every object path under `prefix` the catalog knows: files, imported tables, and
+    /// garbage not deleted yet. An object under it that is none of these was never committed.
+    async fn known_paths(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Queues `paths` as garbage (objects nothing refers to), deleted after the grace period
+    /// like any other; paths already queued keep their place.
+    async fn queue_garbage(&self, paths: &[String]) -> Result<()>;
+
     /// Records `table`, replacing the tenant's table of the same name if `replaces` is its
     /// current path (the replaced object is queued as garbage). Returns `true` when a table
     /// was replaced. Fails with [`Error::ImportRaced`] when the current path is not `replaces`
@@ -477,8 +498,19 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Records `file` (of the `rollups` table) as the rollups of `hour.hour`, in one
     /// transaction with the hour's state, replacing the file `replaces` (queued as garbage).
     /// Returns false, changing nothing, when the hour's current file is not `replaces`
-    /// (another job committed first).
-    async fn commit_rollup_hour(&self, hour: &NewRollupHour, file: &NewFile, replaces: Option<i64>) -> Result<bool>;
+    /// (another job committed first) or `replaces` holds other hours too.
+    async fn commit_rollup_hour(&self, hour: &NewRollupHour, file: &NewFile, replaces: Option<i64>) -> Result<bool> {
+        let commit = RollupCommit { computed: vec![(hour.clone(), replaces)], ..RollupCommit::default() };
+        self.commit_rollups(&commit, file).await
+    }
+
+    /// Records `file` (of the `rollups` table) as the file of every hour `commit` names, in
+    /// one transaction: computed hours get their new state, carried hours keep theirs and
+    /// point to `file`, expired hours lose theirs (and advance the retention epoch). Every file
+    /// those hours pointed to is removed and queued as garbage. Returns false, changing
+    /// nothing, when an hour no longer points where `commit` says, or a replaced file still
+    /// holds an hour `commit` does not name.
+    async fn commit_rollups(&self, commit: &RollupCommit, file: &NewFile) -> Result<bool>;
 
     /// Queues a backfill.
     async fn create_backfill(&self, spec: &NewBackfill) -> Result<Backfill>;

@@ -1,5 +1,6 @@
 //! [`SqlCatalog`]: the catalog on SQLite or PostgreSQL through one implementation.
 
+use std::collections::BTreeSet;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -15,8 +16,8 @@ use crate::dialect::Dialect;
 use crate::migrate::{self, now_ms};
 use crate::rows::{file_columns, file_from_row, node_from_row, tenant_from_db};
 use crate::{
-    Backfill, BackfillProgress, Catalog, Error, FileFilter, FileListing, ImportedTable, NewBackfill, NewFile,
-    NewRollupHour, NodeInfo, NodeRecord, Principal, Result, RollupHour, TenantConfig,
+    Backfill, BackfillProgress, Catalog, Error, FileFilter, FileListing, ImportedTable, NewBackfill, NewFile, NodeInfo,
+    NodeRecord, Principal, Result, RollupCommit, RollupHour, TenantConfig,
 };
 
 /// Connection settings of a [`SqlCatalog`].
@@ -487,6 +488,31 @@ impl Catalog for SqlCatalog {
         tx.commit().await.map_err(query_err("committing garbage removal"))
     }
 
+    async fn known_paths(&self, prefix: &str) -> Result<Vec<String>> {
+        // Not LIKE (keys may hold `_` and `%`) nor a range (PostgreSQL compares text by
+        // its collation, not byte by byte).
+        let chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+        sqlx::query_scalar(
+            "SELECT path FROM files WHERE substr(path, 1, $2) = $1 \
+             UNION SELECT path FROM imported_tables WHERE substr(path, 1, $2) = $1 \
+             UNION SELECT path FROM garbage WHERE substr(path, 1, $2) = $1",
+        )
+        .bind(prefix)
+        .bind(chars)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing known object paths"))
+    }
+
+    async fn queue_garbage(&self, paths: &[String]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.begin_write("starting to queue garbage").await?;
+        for path in paths {
+            queue_garbage(&mut tx, path, now).await?;
+        }
+        tx.commit().await.map_err(query_err("committing queued garbage"))
+    }
+
     async fn put_import(&self, table: &ImportedTable, replaces: Option<&str>) -> Result<bool> {
         let now = now_ms();
         let raced = || Error::ImportRaced { name: table.name.clone() };
@@ -742,23 +768,90 @@ impl Catalog for SqlCatalog {
         .map_err(query_err("listing hours with events"))
     }
 
-    async fn commit_rollup_hour(&self, hour: &NewRollupHour, file: &NewFile, replaces: Option<i64>) -> Result<bool> {
+    async fn commit_rollups(&self, commit: &RollupCommit, file: &NewFile) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.begin_write("starting rollup commit").await?;
         let select = match self.dialect {
             Dialect::Postgres => "SELECT file_id FROM rollup_hours WHERE hour = $1 FOR UPDATE",
             Dialect::Sqlite => "SELECT file_id FROM rollup_hours WHERE hour = $1",
         };
-        let current: Option<i64> = sqlx::query_scalar(select)
-            .bind(hour.hour)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(query_err("reading the rollup hour"))?;
-        if current != replaces {
-            tx.rollback().await.map_err(query_err("abandoning rollup commit"))?;
-            return Ok(false);
+        let expected = commit
+            .computed
+            .iter()
+            .map(|(h, from)| (h.hour, *from))
+            .chain(commit.carried.iter().chain(&commit.expired).map(|(h, from)| (*h, Some(*from))));
+        let mut replaced = BTreeSet::new();
+        for (hour, from) in expected {
+            let current: Option<i64> = sqlx::query_scalar(select)
+                .bind(hour)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("reading the rollup hour"))?;
+            if current != from {
+                tx.rollback().await.map_err(query_err("abandoning rollup commit"))?;
+                return Ok(false);
+            }
+            replaced.extend(from);
         }
-        if let Some(old) = current {
+        let file_id = insert_file(&mut tx, "rollup", 0, file, now).await?;
+        for (hour, from) in &commit.computed {
+            let rows = i64::try_from(hour.rows).unwrap_or(i64::MAX);
+            // The statement takes the row lock on PostgreSQL (or the unique index, for a
+            // first commit), so two jobs racing on one hour serialize here and the second
+            // finds the file it expected gone.
+            let written = sqlx::query(
+                "INSERT INTO rollup_hours (hour, file_id, input_file_id, window_start_hour, window_end_hour, \
+                 definitions, rows, computed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (hour) DO UPDATE SET file_id = excluded.file_id, input_file_id = excluded.input_file_id, \
+                   window_start_hour = excluded.window_start_hour, window_end_hour = excluded.window_end_hour, \
+                   definitions = excluded.definitions, rows = excluded.rows, computed_at = excluded.computed_at \
+                 WHERE rollup_hours.file_id = $9",
+            )
+            .bind(hour.hour)
+            .bind(file_id)
+            .bind(hour.input_file_id)
+            .bind(hour.window_start_hour)
+            .bind(hour.window_end_hour)
+            .bind(hour.definitions.as_str())
+            .bind(rows)
+            .bind(now)
+            .bind(from.unwrap_or(-1))
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("recording the rollup hour"))?;
+            if written.rows_affected() != 1 {
+                tx.rollback().await.map_err(query_err("abandoning rollup commit"))?;
+                return Ok(false);
+            }
+        }
+        for (hour, from) in &commit.carried {
+            sqlx::query("UPDATE rollup_hours SET file_id = $1 WHERE hour = $2 AND file_id = $3")
+                .bind(file_id)
+                .bind(*hour)
+                .bind(*from)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("moving a rollup hour to its new file"))?;
+        }
+        for (hour, from) in &commit.expired {
+            sqlx::query("DELETE FROM rollup_hours WHERE hour = $1 AND file_id = $2")
+                .bind(*hour)
+                .bind(*from)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("removing an expired rollup hour"))?;
+        }
+        for old in replaced {
+            // An hour the commit did not name would be left pointing at a removed file.
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rollup_hours WHERE file_id = $1")
+                .bind(old)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(query_err("counting the hours of a replaced rollup file"))?;
+            if left > 0 {
+                tx.rollback().await.map_err(query_err("abandoning rollup commit"))?;
+                return Ok(false);
+            }
             let path: Option<String> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING path")
                 .bind(old)
                 .fetch_optional(&mut *tx)
@@ -768,36 +861,13 @@ impl Catalog for SqlCatalog {
                 queue_garbage(&mut tx, &path, now).await?;
             }
         }
-        let file_id = insert_file(&mut tx, "rollup", 0, file, now).await?;
-        let rows = i64::try_from(hour.rows).unwrap_or(i64::MAX);
-        // The statement takes the row lock on PostgreSQL (or the unique index, for a first
-        // commit), so two jobs racing on one hour serialize here and the second finds the
-        // file it expected gone.
-        let written = sqlx::query(
-            "INSERT INTO rollup_hours (hour, file_id, input_file_id, window_start_hour, window_end_hour, \
-             definitions, rows, computed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (hour) DO UPDATE SET file_id = excluded.file_id, input_file_id = excluded.input_file_id, \
-               window_start_hour = excluded.window_start_hour, window_end_hour = excluded.window_end_hour, \
-               definitions = excluded.definitions, rows = excluded.rows, computed_at = excluded.computed_at \
-             WHERE rollup_hours.file_id = $9",
-        )
-        .bind(hour.hour)
-        .bind(file_id)
-        .bind(hour.input_file_id)
-        .bind(hour.window_start_hour)
-        .bind(hour.window_end_hour)
-        .bind(hour.definitions.as_str())
-        .bind(rows)
-        .bind(now)
-        .bind(replaces.unwrap_or(-1))
-        .execute(&mut *tx)
-        .await
-        .map_err(query_err("recording the rollup hour"))?;
-        if written.rows_affected() != 1 {
-            tx.rollback().await.map_err(query_err("abandoning rollup commit"))?;
-            return Ok(false);
+        if !commit.expired.is_empty() {
+            sqlx::query("UPDATE retention_epoch SET epoch = epoch + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("advancing the retention epoch"))?;
         }
-        tx.commit().await.map_err(query_err("committing the rollup hour"))?;
+        tx.commit().await.map_err(query_err("committing the rollup hours"))?;
         Ok(true)
     }
 

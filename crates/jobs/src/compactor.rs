@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -45,6 +45,9 @@ pub struct CompactorConfig {
     pub readers_lease: Duration,
     /// How merged files are written.
     pub parquet: ParquetOptions,
+    /// An object the catalog does not know is taken for one never committed (and queued as
+    /// garbage) once it is this old: far longer than any write takes to be recorded.
+    pub orphan_age: Duration,
 }
 
 impl Default for CompactorConfig {
@@ -58,6 +61,7 @@ impl Default for CompactorConfig {
             garbage_grace: Duration::from_secs(10 * 60),
             readers_lease: Duration::from_secs(30),
             parquet: ParquetOptions::default(),
+            orphan_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct CompactionReport {
     pub lost_races: usize,
     /// Replaced objects deleted after their grace period.
     pub garbage_deleted: usize,
+    /// Objects never committed, found by the sweep and queued as garbage.
+    pub orphans_queued: usize,
 }
 
 /// Merges small files; one pass at a time per process, any number of processes at once.
@@ -84,7 +90,12 @@ pub struct Compactor {
     store: Arc<dyn ObjectStore>,
     catalog: Arc<dyn Catalog>,
     clock: Arc<dyn Clock>,
+    /// When the last sweep for objects never committed ran.
+    last_sweep: std::sync::Mutex<Option<Instant>>,
 }
+
+/// How often a compactor lists storage for objects never committed.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// One partition's files of one processor version: the unit of a merge. Generations are
 /// not kept apart: late events persisted after a backfill (generation 1) merge with the
@@ -99,7 +110,7 @@ impl Compactor {
         catalog: Arc<dyn Catalog>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { config, store, catalog, clock }
+        Self { config, store, catalog, clock, last_sweep: std::sync::Mutex::new(None) }
     }
 
     /// Runs passes every `interval` until `stop` resolves.
@@ -125,6 +136,9 @@ impl Compactor {
                 let generation = picked.iter().map(|f| f.file.generation).max().unwrap_or(1);
                 self.merge(PartitionKey { table, hour, shard }, generation, picked, shape, &mut report).await?;
             }
+        }
+        if self.sweep_due() {
+            report.orphans_queued = self.sweep_orphans().await?;
         }
         report.garbage_deleted = self.collect_garbage().await?;
         let forgotten = self.catalog.forget_nodes_older_than(FORGET_NODES_AFTER).await?;
@@ -210,6 +224,22 @@ impl Compactor {
                 Err(e.into())
             }
         }
+    }
+
+    /// Whether an hour has passed since the last sweep (or none ran); marks it as run.
+    fn sweep_due(&self) -> bool {
+        let Ok(mut last) = self.last_sweep.lock() else { return false };
+        if last.is_some_and(|at| at.elapsed() < SWEEP_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    /// Queues as garbage the objects under the tables' and imports' prefixes that the catalog
+    /// does not know and that are older than `orphan_age`; returns how many.
+    pub async fn sweep_orphans(&self) -> Result<usize> {
+        crate::orphans::sweep(self.store.as_ref(), self.catalog.as_ref(), self.config.orphan_age).await
     }
 
     async fn collect_garbage(&self) -> Result<usize> {

@@ -18,6 +18,7 @@ mod compactor;
 mod dedupe;
 mod merge_stream;
 mod objects;
+mod orphans;
 mod retention;
 mod rollup;
 

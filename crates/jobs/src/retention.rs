@@ -8,7 +8,8 @@
 //! become garbage, deleted by the compactor after the grace period. Rollups follow `events`:
 //! whole rollup hours expire with the events hour, and a purge of events files makes the
 //! rollup hours over them stale, so the rollup job computes them again without the purged
-//! tenants.
+//! tenants. A merged day of rollups is rewritten without each hour that expires, and leaves
+//! whole with its last hour.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use hourglass_types::settings::RetentionDays;
 use hourglass_types::{Clock, PartitionKey, TableName};
 
 use crate::objects::{delete_quietly, read_batches, write_partition_file};
+use crate::rollup::{RollupFiles, rollup_parquet};
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -219,6 +221,7 @@ pub struct Retention {
     store: Arc<dyn object_store::ObjectStore>,
     catalog: Arc<dyn Catalog>,
     clock: Arc<dyn Clock>,
+    rollup_parquet: ParquetOptions,
 }
 
 impl Retention {
@@ -229,7 +232,7 @@ impl Retention {
         catalog: Arc<dyn Catalog>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { config, store, catalog, clock }
+        Self { config, store, catalog, clock, rollup_parquet: rollup_parquet() }
     }
 
     /// Runs passes every `interval` until `stop` resolves.
@@ -264,6 +267,24 @@ impl Retention {
             }
             match rule.needs(&f.file.min_tenant, &f.file.max_tenant) {
                 Needs::Nothing => clean.entry(mark).or_default().push(f.id),
+                // A merged day of rollups: its first hour expired, later ones may not have.
+                Needs::Expiry if table == TableName::Rollups && last_hour(&f) > f.file.hour => {
+                    let first = f.file.min_time_ms.div_euclid(HOUR_MS);
+                    let expired: BTreeSet<i64> = (first..=last_hour(&f))
+                        .filter(|h| {
+                            matches!(policy.rule(*h).needs(&f.file.min_tenant, &f.file.max_tenant), Needs::Expiry)
+                        })
+                        .collect();
+                    if expired.contains(&last_hour(&f)) {
+                        expire.push(f.id);
+                    } else if expired.is_empty() {
+                        // Rewritten before: what is left has not expired yet.
+                    } else if self.rollup_files().rewrite(f.id, Vec::new(), &expired).await? {
+                        report.files_purged += 1;
+                    } else {
+                        report.lost_races += 1;
+                    }
+                }
                 Needs::Expiry => expire.push(f.id),
                 // A purge of events makes the rollup hours over them stale, and the rollup
                 // job computes them again from what is left.
@@ -289,6 +310,10 @@ impl Retention {
             report.files_expired += self.catalog.expire_files(chunk).await?;
         }
         Ok(())
+    }
+
+    fn rollup_files(&self) -> RollupFiles<'_> {
+        RollupFiles { store: self.store.as_ref(), catalog: self.catalog.as_ref(), parquet: &self.rollup_parquet }
     }
 
     /// Rewrites `file` without the rows `rule` drops.
@@ -362,6 +387,11 @@ pub(crate) fn tenant_mask(batch: &RecordBatch, keep: impl Fn(&str) -> bool) -> R
         .and_then(|c| c.as_string_opt::<i32>())
         .ok_or(Error::Shape("tenant_id as Utf8"))?;
     Ok((0..batch.num_rows()).map(|i| Some(tenants.is_null(i) || keep(tenants.value(i)))).collect())
+}
+
+/// The last hour a file holds rows of (a merged day of rollups holds several).
+fn last_hour(f: &FileRecord) -> i64 {
+    f.file.max_time_ms.div_euclid(HOUR_MS)
 }
 
 #[cfg(test)]

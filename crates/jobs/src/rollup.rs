@@ -9,11 +9,14 @@
 //! and `hll` aggregates; the rows of all rollups become one Parquet object of the `rollups`
 //! table, swapped in with the hour's state in one catalog transaction. The state records the
 //! window and the newest events file id read, so the hour goes stale as soon as an events file
-//! lands in its window.
+//! lands in its window. Once a UTC day has settled, its hours' rows are merged into one file
+//! (`days.rs`), which an hour computed again later is written back into.
 
+mod days;
 mod hour_cache;
 mod udaf;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,18 +25,19 @@ use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use hourglass_catalog::{Catalog, NewFile, NewRollupHour, SettingsCache};
+use hourglass_catalog::{Catalog, NewRollupHour, RollupCommit, RollupHour, SettingsCache};
 use hourglass_processor::sessions::SessionRules;
 use hourglass_report::dataset;
 use hourglass_report::facts::FactsBuilder;
 use hourglass_report::rollups::{self, definitions_version};
 use hourglass_report::time::TimeRange;
-use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
+use hourglass_storage::ParquetOptions;
 use hourglass_types::schema::{self, col};
-use hourglass_types::{Clock, PartitionKey, TableName, TenantId};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use hourglass_types::{Clock, TenantId};
+use object_store::ObjectStore;
 
+pub(crate) use self::days::RollupFiles;
+use self::days::{PendingHour, day_of};
 use self::hour_cache::HourCache;
 use crate::{Error, Result};
 
@@ -50,14 +54,32 @@ pub struct RollupConfig {
     pub hours_per_pass: u32,
     /// How rollup files are written.
     pub parquet: ParquetOptions,
+    /// A UTC day's hours are merged into one file once the day ended at least this long ago
+    /// (`None`: never), so a report over a month opens 30 objects rather than 720.
+    pub merge_days_after: Option<Duration>,
+    /// Most days merged in one pass.
+    pub days_per_pass: u32,
+    /// A day whose hour files are larger than this together keeps them: they are big enough
+    /// to be read on their own, and a merge holds the whole day in memory.
+    pub max_day_bytes: u64,
+}
+
+/// How rollup files are written: small uncompressed pages, because a report reads one
+/// tenant's few rows from each of many files, and a page is the least it can read and decode.
+pub(crate) fn rollup_parquet() -> ParquetOptions {
+    ParquetOptions { page_rows: 1024, compress: false, ..ParquetOptions::default() }
 }
 
 impl Default for RollupConfig {
     fn default() -> Self {
-        // Small uncompressed pages: a report reads one tenant's few rows from each of many
-        // hour files, and a page is the least it can read and decode.
-        let parquet = ParquetOptions { page_rows: 1024, compress: false, ..ParquetOptions::default() };
-        Self { settle: Duration::from_secs(30 * 60), hours_per_pass: 48, parquet }
+        Self {
+            settle: Duration::from_secs(30 * 60),
+            hours_per_pass: 48,
+            parquet: rollup_parquet(),
+            merge_days_after: Some(Duration::from_secs(2 * 3600)),
+            days_per_pass: 32,
+            max_day_bytes: 256 << 20,
+        }
     }
 }
 
@@ -70,6 +92,18 @@ pub struct RollupReport {
     pub rows: u64,
     /// Hours another job committed first.
     pub lost_races: usize,
+    /// Days whose hours were merged into one file.
+    pub days_merged: usize,
+}
+
+/// What became of one computed hour.
+enum Computed {
+    /// Committed with this many rows (0: it has none, and nothing was written).
+    Committed(u64),
+    /// Another job changed the hour first.
+    Lost,
+    /// Its rows are in a file with other hours: the new ones wait to be written with them.
+    Shared { file_id: i64, pending: PendingHour },
 }
 
 /// Computes rollup hours; any number may run at once (the catalog arbitrates each hour).
@@ -107,27 +141,70 @@ impl RollupJob {
         let version = definitions_version();
         let backlog = self.catalog.rollup_backlog(before_hour, &version, self.config.hours_per_pass).await?;
         let mut report = RollupReport::default();
-        if backlog.is_empty() {
-            return Ok(report);
-        }
-        // Read before any events: a file that lands during the pass is newer, and makes the
-        // hours whose windows it falls in stale again.
-        let input_file_id = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
-        // Hours go newest first and each reads its neighbours: one cache for the pass reads
-        // each hour of events once.
-        let cache = HourCache::new(Arc::clone(&self.store), Arc::clone(&self.catalog), dataset::columns(true));
-        for hour in backlog {
-            let outcome = self.compute_with(hour, &version, &cache, input_file_id).await?;
-            cache.forget_after(hour + 2).await;
-            match outcome {
-                Some(rows) => {
-                    report.hours += 1;
-                    report.rows += rows;
+        if !backlog.is_empty() {
+            // Read before any events: a file that lands during the pass is newer, and makes
+            // the hours whose windows it falls in stale again.
+            let input_file_id = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
+            // Hours go newest first and each reads its neighbours: one cache for the pass
+            // reads each hour of events once.
+            let cache = HourCache::new(Arc::clone(&self.store), Arc::clone(&self.catalog), dataset::columns(true));
+            let mut shared: BTreeMap<i64, Vec<PendingHour>> = BTreeMap::new();
+            for hour in backlog {
+                let outcome = self.compute_with(hour, &version, &cache, input_file_id).await?;
+                cache.forget_after(hour + 2).await;
+                match outcome {
+                    Computed::Committed(rows) => {
+                        report.hours += 1;
+                        report.rows += rows;
+                    }
+                    Computed::Lost => report.lost_races += 1,
+                    Computed::Shared { file_id, pending } => shared.entry(file_id).or_default().push(pending),
                 }
-                None => report.lost_races += 1,
+            }
+            // A merged day is written once for all its hours the pass computed.
+            for (file_id, pending) in shared {
+                let (hours, rows) = (pending.len(), pending.iter().map(|p| p.state.rows).sum::<u64>());
+                if self.files().rewrite(file_id, pending, &BTreeSet::new()).await? {
+                    report.hours += hours;
+                    report.rows += rows;
+                } else {
+                    report.lost_races += hours;
+                }
             }
         }
+        report.days_merged = self.merge_days(&version).await?;
         Ok(report)
+    }
+
+    fn files(&self) -> RollupFiles<'_> {
+        RollupFiles { store: self.store.as_ref(), catalog: self.catalog.as_ref(), parquet: &self.config.parquet }
+    }
+
+    /// Merges the hours of settled days into one file per day, newest days first.
+    async fn merge_days(&self, version: &str) -> Result<usize> {
+        let Some(after) = self.config.merge_days_after else { return Ok(0) };
+        let settled_hour = (self.clock.now_ms() - after.as_millis() as i64).div_euclid(HOUR_MS);
+        // Days that ended by the settle point.
+        let end = day_of(settled_hour);
+        let states = self.catalog.rollup_hours(i64::MIN / HOUR_MS, end).await?;
+        let events: BTreeSet<i64> = self.catalog.event_hours(i64::MIN / HOUR_MS, end).await?.into_iter().collect();
+        let mut days: BTreeMap<i64, Vec<&RollupHour>> = BTreeMap::new();
+        for s in &states {
+            days.entry(day_of(s.hour)).or_default().push(s);
+        }
+        let files = self.files();
+        let mut merged = 0;
+        for (day, hours) in days.iter().rev() {
+            if merged >= self.config.days_per_pass as usize {
+                break;
+            }
+            let with_events: BTreeSet<i64> = events.range(*day..day + 24).copied().collect();
+            if files.merge_day(*day, hours, &with_events, version, self.config.max_day_bytes).await? {
+                tracing::debug!(day_hour = day, hours = hours.len(), "rollup day merged");
+                merged += 1;
+            }
+        }
+        Ok(merged)
     }
 
     async fn rules_of(&self, tenant: &str) -> Result<SessionRules> {
@@ -143,17 +220,21 @@ impl RollupJob {
         // hour stale again.
         let input_file_id = self.catalog.events_high_water(i64::MIN / HOUR_MS, i64::MAX / HOUR_MS).await?;
         let cache = HourCache::new(Arc::clone(&self.store), Arc::clone(&self.catalog), dataset::columns(true));
-        self.compute_with(hour, version, &cache, input_file_id).await
+        Ok(match self.compute_with(hour, version, &cache, input_file_id).await? {
+            Computed::Committed(rows) => Some(rows),
+            Computed::Lost => None,
+            Computed::Shared { file_id, pending } => {
+                let rows = pending.state.rows;
+                self.files().rewrite(file_id, vec![pending], &BTreeSet::new()).await?.then_some(rows)
+            }
+        })
     }
 
-    async fn compute_with(
-        &self,
-        hour: i64,
-        version: &str,
-        cache: &HourCache,
-        input_file_id: i64,
-    ) -> Result<Option<u64>> {
-        let previous = self.catalog.rollup_hours(hour, hour + 1).await?.into_iter().next().map(|r| r.file_id);
+    async fn compute_with(&self, hour: i64, version: &str, cache: &HourCache, input_file_id: i64) -> Result<Computed> {
+        let day = day_of(hour);
+        let states = self.catalog.rollup_hours(day, day + 24).await?;
+        let previous = states.iter().find(|r| r.hour == hour).map(|r| r.file_id);
+        let shared = previous.is_some_and(|f| states.iter().filter(|r| r.file_id == f).count() > 1);
         let range = TimeRange { start_ms: hour * HOUR_MS, end_ms: (hour + 1) * HOUR_MS };
         let mut facts = FactsBuilder::new(range);
         let mut window = range;
@@ -166,37 +247,28 @@ impl RollupJob {
         }
         let facts = facts.finish()?;
         let rows = run_rollups(&facts).await?;
-        let Some(batch) = rows else {
-            return Ok(Some(0));
-        };
-        let row_count = batch.num_rows() as u64;
-        let Some((sorted, stats)) = sort_for_parquet(&batch)? else { return Ok(Some(0)) };
-        let data = encode_parquet(&sorted, &self.config.parquet)?;
-        let key = PartitionKey { table: TableName::Rollups, hour, shard: 0 };
-        let generation = u64::try_from(input_file_id).unwrap_or(0);
-        let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
-        let bytes = data.len() as u64;
-        self.store
-            .put(&Path::from(path.as_str()), PutPayload::from(data))
-            .await
-            .map_err(|source| Error::Object { path: path.clone(), source })?;
-        let file = NewFile::new(key, generation, path.clone(), bytes, stats, None);
         let state = NewRollupHour {
             hour,
             input_file_id,
             window_start_hour: window.start_ms.div_euclid(HOUR_MS),
             window_end_hour: (window.end_ms - 1).div_euclid(HOUR_MS),
             definitions: version.to_string(),
-            rows: row_count,
+            rows: rows.as_ref().map_or(0, |b| b.num_rows() as u64),
         };
-        if self.catalog.commit_rollup_hour(&state, &file, previous).await? {
+        if let (true, Some(file_id)) = (shared, previous) {
+            return Ok(Computed::Shared { file_id, pending: PendingHour { state, rows } });
+        }
+        let Some(batch) = rows else {
+            return Ok(Computed::Committed(0));
+        };
+        let row_count = state.rows;
+        let generation = u64::try_from(input_file_id).unwrap_or(0);
+        let commit = RollupCommit { computed: vec![(state, previous)], ..RollupCommit::default() };
+        if self.files().write_and_commit(hour, generation, &batch, &commit).await? {
             tracing::debug!(hour, rows = row_count, "rollup hour committed");
-            Ok(Some(row_count))
+            Ok(Computed::Committed(row_count))
         } else {
-            if let Err(e) = self.store.delete(&Path::from(path.as_str())).await {
-                tracing::warn!(path, error = %e, "deleting an uncommitted rollup file failed");
-            }
-            Ok(None)
+            Ok(Computed::Lost)
         }
     }
 }

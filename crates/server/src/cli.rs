@@ -391,6 +391,11 @@ pub struct CompactArgs {
     /// How long replaced files stay readable before they are deleted.
     #[arg(long, env = "HOURGLASS_GARBAGE_GRACE", default_value = "10m")]
     pub garbage_grace: humantime::Duration,
+    /// An object in storage that the catalog does not know (left by a crash between writing
+    /// and committing it) is deleted as garbage once it is this old. Compactors look for such
+    /// objects once an hour.
+    #[arg(long, env = "HOURGLASS_ORPHAN_AGE", default_value = "1d")]
+    pub orphan_age: humantime::Duration,
     /// How often the rollup job looks for hours to roll up (new, or changed by late events).
     #[arg(long, env = "HOURGLASS_ROLLUP_INTERVAL", default_value = "10s")]
     pub rollup_interval: humantime::Duration,
@@ -398,6 +403,13 @@ pub struct CompactArgs {
     /// events.
     #[arg(long, env = "HOURGLASS_ROLLUP_SETTLE", default_value = "30m")]
     pub rollup_settle: humantime::Duration,
+    /// Whether a settled UTC day's rollup hours are merged into one file, so a report over a
+    /// month opens 30 rollup objects rather than 720.
+    #[arg(long, env = "HOURGLASS_ROLLUP_MERGE_DAYS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub rollup_merge_days: bool,
+    /// A day's rollup hours are merged once the day (UTC) ended this long ago.
+    #[arg(long, env = "HOURGLASS_ROLLUP_MERGE_AFTER", default_value = "2h")]
+    pub rollup_merge_after: humantime::Duration,
     /// How often the compactor looks for a queued backfill.
     #[arg(long, env = "HOURGLASS_BACKFILL_INTERVAL", default_value = "5s")]
     pub backfill_interval: humantime::Duration,

@@ -441,12 +441,17 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             garbage_grace: *args.garbage_grace,
             readers_lease: *node.node_lease,
             parquet: ParquetOptions::default(),
+            orphan_age: *args.orphan_age,
         };
         let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock));
         let interval = *args.compact_interval;
         let stop = shutdown.clone();
         let rollups = RollupJob::new(
-            RollupConfig { settle: *args.rollup_settle, ..RollupConfig::default() },
+            RollupConfig {
+                settle: *args.rollup_settle,
+                merge_days_after: args.rollup_merge_days.then_some(*args.rollup_merge_after),
+                ..RollupConfig::default()
+            },
             Arc::clone(&store),
             Arc::clone(&catalog),
             Arc::new(SystemClock),

@@ -359,6 +359,72 @@ async fn rollup_hours_go_stale_when_their_window_gets_new_events(fx: Fixture) {
     assert_eq!(garbage, ["ro/10a"]);
 }
 
+on_both_backends!(rollup_hours_merge_into_one_file_and_leave_it_hour_by_hour);
+async fn rollup_hours_merge_into_one_file_and_leave_it_hour_by_hour(fx: Fixture) {
+    use hourglass_catalog::{NewRollupHour, RollupCommit};
+    let cat = fx.open().await;
+    let h = 3_600_000;
+    let state = |hour: i64| NewRollupHour {
+        hour,
+        input_file_id: 1,
+        window_start_hour: hour,
+        window_end_hour: hour,
+        definitions: "v1".into(),
+        rows: 2,
+    };
+    let rollup_file =
+        |path: &str, first: i64, last: i64| file(TableName::Rollups, path, ("a", "b"), (first * h, last * h), 2);
+    for hour in 0..3 {
+        assert!(
+            cat.commit_rollup_hour(&state(hour), &rollup_file(&format!("ro/{hour}"), hour, hour), None)
+                .await
+                .expect("hour")
+        );
+    }
+    let file_of =
+        |hours: &[hourglass_catalog::RollupHour], hour: i64| hours.iter().find(|r| r.hour == hour).map(|r| r.file_id);
+    let before = cat.rollup_hours(0, 24).await.expect("hours");
+    let from = |hour| file_of(&before, hour).expect("committed");
+    let rollups = FileFilter { table: TableName::Rollups, tenant: None, min_time_ms: None, max_time_ms: None };
+
+    // A merge that names the wrong file of an hour changes nothing.
+    let wrong = RollupCommit { carried: vec![(0, from(1)), (1, from(1))], ..RollupCommit::default() };
+    assert!(!cat.commit_rollups(&wrong, &rollup_file("ro/bad", 0, 1)).await.expect("wrong file"));
+    assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/0", "ro/1", "ro/2"]);
+
+    // The day merges: every hour keeps its state and points at the one file.
+    let merge = RollupCommit { carried: (0..3).map(|hour| (hour, from(hour))).collect(), ..RollupCommit::default() };
+    assert!(cat.commit_rollups(&merge, &rollup_file("ro/day", 0, 2)).await.expect("merge"));
+    let merged = cat.rollup_hours(0, 24).await.expect("hours");
+    let day = file_of(&merged, 0).expect("merged");
+    assert!(merged.iter().all(|r| r.file_id == day && r.fresh && r.rows == 2), "{merged:?}");
+    assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/day"]);
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
+    garbage.sort();
+    assert_eq!(garbage, ["ro/0", "ro/1", "ro/2"]);
+    // One hour recomputed alone, or moved alone, cannot replace a file other hours are in.
+    assert!(!cat.commit_rollup_hour(&state(1), &rollup_file("ro/1b", 1, 1), Some(day)).await.expect("alone"));
+    let partial = RollupCommit { carried: vec![(0, day)], ..RollupCommit::default() };
+    assert!(!cat.commit_rollups(&partial, &rollup_file("ro/0b", 0, 0)).await.expect("stale view"));
+    assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/day"]);
+
+    // Hour 1 recomputed, hour 0 expired, hour 2 carried: one rewrite of the day.
+    let epoch = cat.retention_epoch().await.expect("epoch");
+    let rewrite = RollupCommit {
+        computed: vec![(NewRollupHour { rows: 5, ..state(1) }, Some(day))],
+        carried: vec![(2, day)],
+        expired: vec![(0, day)],
+    };
+    assert!(cat.commit_rollups(&rewrite, &rollup_file("ro/day2", 1, 2)).await.expect("rewrite"));
+    let after = cat.rollup_hours(0, 24).await.expect("hours");
+    assert_eq!(after.iter().map(|r| (r.hour, r.rows)).collect::<Vec<_>>(), [(1, 5), (2, 2)]);
+    assert_eq!(file_of(&after, 1), file_of(&after, 2));
+    assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/day2"]);
+    assert_eq!(cat.retention_epoch().await.expect("epoch"), epoch + 1, "expired hours move the epoch");
+    let garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
+    assert!(garbage.contains(&"ro/day".to_string()), "{garbage:?}");
+}
+
 on_both_backends!(backfills_are_claimed_once_resumed_by_their_owner_and_fenced);
 async fn backfills_are_claimed_once_resumed_by_their_owner_and_fenced(fx: Fixture) {
     use hourglass_catalog::{BackfillProgress, BackfillState, NewBackfill};

@@ -71,7 +71,14 @@ async fn merges_dedupes_and_collects_garbage(store: Arc<dyn ObjectStore>, catalo
     let report = compactor.run_once().await.expect("pass");
     assert_eq!(
         report,
-        CompactionReport { merged: 1, files_in: 3, duplicates_dropped: 1, lost_races: 0, garbage_deleted: 0 }
+        CompactionReport {
+            merged: 1,
+            files_in: 3,
+            duplicates_dropped: 1,
+            lost_races: 0,
+            garbage_deleted: 0,
+            orphans_queued: 0
+        }
     );
     let files = raw_files(catalog.as_ref()).await;
     assert_eq!(files.len(), 1);

@@ -2,4 +2,6 @@
 //! PostgreSQL.
 
 mod compaction;
+mod orphans;
 mod retention;
+mod rollup_days;

@@ -19,10 +19,10 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
 /// "Now": half past midnight of day 20,000 since the epoch.
-const NOW_MS: i64 = 20_000 * DAY_MS + 30 * 60_000;
+pub(crate) const NOW_MS: i64 = 20_000 * DAY_MS + 30 * 60_000;
 
 /// The hour `days` days before now's hour (so it ended a little more than that long ago).
 fn days_ago(days: i64) -> i64 {
@@ -52,7 +52,7 @@ fn rows(hour: i64, tenants: &[&str]) -> RecordBatch {
 }
 
 /// Writes the rows as a file of `table` in `hour` and returns what to record.
-async fn put(store: &dyn ObjectStore, table: TableName, hour: i64, tenants: &[&str]) -> NewFile {
+pub(crate) async fn put(store: &dyn ObjectStore, table: TableName, hour: i64, tenants: &[&str]) -> NewFile {
     let (sorted, stats) = sort_for_parquet(&rows(hour, tenants)).expect("sort").expect("rows");
     let data = encode_parquet(&sorted, &ParquetOptions::default()).expect("encode");
     let key = PartitionKey { table, hour, shard: 0 };
@@ -69,7 +69,7 @@ async fn record(store: &dyn ObjectStore, catalog: &dyn Catalog, table: TableName
 }
 
 /// Per (table, hour): the tenants of each file, sorted, with each tenant's row count.
-async fn contents(
+pub(crate) async fn contents(
     store: &dyn ObjectStore,
     catalog: &dyn Catalog,
 ) -> BTreeMap<(TableName, i64), Vec<BTreeMap<String, usize>>> {
@@ -101,7 +101,7 @@ async fn contents(
     out
 }
 
-fn holding(tenants: &[&str]) -> BTreeMap<String, usize> {
+pub(crate) fn holding(tenants: &[&str]) -> BTreeMap<String, usize> {
     tenants.iter().map(|t| (t.to_string(), 3)).collect()
 }
 

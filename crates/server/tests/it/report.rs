@@ -488,6 +488,39 @@ async fn wait_for_rollups(server: &TestServer, streams: &[Stream]) {
     }
 }
 
+/// Waits until every UTC day that ended over two hours before `now` (the default
+/// `--rollup-merge-after`) keeps its rollups in one file, and no hour's rows are in two files;
+/// returns how many files hold more than one hour.
+async fn wait_for_merged_days(server: &TestServer, streams: &[Stream], now: i64) -> i64 {
+    let settled_day = (now - 2 * HOUR).div_euclid(DAY) * DAY;
+    let admin = server.admin();
+    let split_days = format!(
+        "SELECT count(*) FROM (SELECT date_trunc('day', min_time) AS d FROM system.files \
+         WHERE table_name = 'rollups' AND min_time < to_timestamp_millis({settled_day}) GROUP BY 1 HAVING count(*) > 1)"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while crate::support::scalar(&admin, &split_days).await > 0 {
+        assert!(std::time::Instant::now() < deadline, "settled days still spread over several rollup files");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let twice = "SELECT count(*) FROM (SELECT timestamp FROM rollups WHERE rollup_name = 'totals' \
+                 GROUP BY 1 HAVING count(*) > 1)";
+    for s in streams {
+        let reader = admin.with_token(&s.creds.read_token);
+        assert_eq!(
+            crate::support::scalar(&reader, twice).await,
+            0,
+            "{}: an hour's rows are in one file only",
+            s.tenant
+        );
+    }
+    crate::support::scalar(
+        &admin,
+        "SELECT count(*) FROM system.files WHERE table_name = 'rollups' AND max_time > min_time",
+    )
+    .await
+}
+
 /// `"accuracy": "fast"` reads visitor sketches from rollups: within the error bound the
 /// answer states of the exact count.
 async fn check_fast(server: &TestServer, streams: &[Stream]) {
@@ -600,6 +633,10 @@ async fn rollups_answer_exactly_what_events_do() {
     send(&server, &streams, 1).await;
     server.admin().flush().await.expect("flush");
     wait_for_rollups(&server, &streams).await;
+    assert!(
+        wait_for_merged_days(&server, &streams, now).await >= 2,
+        "the settled days merge into one rollup file each"
+    );
     let paths = check(&server, &streams, 2, now).await;
     // The newest hours (and a range's partial edges) always come from events.
     assert!(paths.iter().any(|p| p.starts_with("rollup:")), "{paths:?}");
@@ -610,10 +647,12 @@ async fn rollups_answer_exactly_what_events_do() {
     // Late events for rolled-up hours, still in the buffer: those hours come from events.
     send(&server, &streams, 2).await;
     check(&server, &streams, 3, now).await;
-    // Persisted: the hours are stale until the job computes them again.
+    // Persisted: the hours are stale until the job computes them again (hours of a merged
+    // day are written back into its file).
     server.admin().flush().await.expect("flush");
     check(&server, &streams, 3, now).await;
     wait_for_rollups(&server, &streams).await;
+    wait_for_merged_days(&server, &streams, now).await;
     let paths = check(&server, &streams, 3, now).await;
     assert!(paths.iter().any(|p| p.starts_with("rollup:")), "{paths:?}");
 
