@@ -18,6 +18,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
+/// Counts heap bytes, for the in-process benchmarks' memory figures (`--jobs`).
+#[global_allocator]
+static HEAP: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
+
 /// Benchmarks Hourglass end to end and prints figures as Markdown.
 #[derive(Debug, Parser)]
 struct Args {

@@ -476,6 +476,18 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// `definitions`, newest first, at most `limit`.
     async fn rollup_backlog(&self, before_hour: i64, definitions: &str, limit: u32) -> Result<Vec<i64>>;
 
+    /// UTC days (as their first hour) before `before_hour` whose rollup hours could merge into
+    /// one file: spread over more than one file, of at most `max_bytes` together, every hour
+    /// fresh and of `definitions`, and every hour with events rolled up. Newest first, at most
+    /// `limit`.
+    async fn mergeable_rollup_days(
+        &self,
+        before_hour: i64,
+        definitions: &str,
+        max_bytes: u64,
+        limit: u32,
+    ) -> Result<Vec<i64>>;
+
     /// The newest events file id in hours `[from_hour, to_hour]` (0 when there is none).
     async fn events_high_water(&self, from_hour: i64, to_hour: i64) -> Result<i64>;
 

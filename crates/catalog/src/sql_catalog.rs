@@ -697,6 +697,35 @@ impl Catalog for SqlCatalog {
         .map_err(query_err("listing the rollup backlog"))
     }
 
+    async fn mergeable_rollup_days(
+        &self,
+        before_hour: i64,
+        definitions: &str,
+        max_bytes: u64,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        sqlx::query_scalar(concat!(
+            "SELECT d.day FROM (SELECT DISTINCT r.hour - (r.hour % 24) AS day, f.id, f.bytes \
+               FROM rollup_hours r JOIN files f ON f.id = r.file_id WHERE r.hour >= 0 AND r.hour < $1) d \
+             GROUP BY d.day HAVING COUNT(*) > 1 AND SUM(d.bytes) <= $2 \
+             AND NOT EXISTS (SELECT 1 FROM rollup_hours r WHERE r.hour >= d.day AND r.hour < d.day + 24 \
+                             AND (r.definitions <> $4 OR ",
+            rollup_fresh!(),
+            " = 0)) \
+             AND NOT EXISTS (SELECT 1 FROM files e WHERE e.table_name = 'events' \
+                             AND e.hour >= d.day AND e.hour < d.day + 24 \
+                             AND NOT EXISTS (SELECT 1 FROM rollup_hours h WHERE h.hour = e.hour)) \
+             ORDER BY d.day DESC LIMIT $3"
+        ))
+        .bind(before_hour)
+        .bind(i64::try_from(max_bytes).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .bind(definitions)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing rollup days to merge"))
+    }
+
     async fn events_high_water(&self, from_hour: i64, to_hour: i64) -> Result<i64> {
         let newest: Option<i64> =
             sqlx::query_scalar("SELECT MAX(id) FROM files WHERE table_name = 'events' AND hour >= $1 AND hour <= $2")
@@ -775,11 +804,15 @@ impl Catalog for SqlCatalog {
             Dialect::Postgres => "SELECT file_id FROM rollup_hours WHERE hour = $1 FOR UPDATE",
             Dialect::Sqlite => "SELECT file_id FROM rollup_hours WHERE hour = $1",
         };
-        let expected = commit
+        let mut expected: Vec<(i64, Option<i64>)> = commit
             .computed
             .iter()
             .map(|(h, from)| (h.hour, *from))
-            .chain(commit.carried.iter().chain(&commit.expired).map(|(h, from)| (*h, Some(*from))));
+            .chain(commit.carried.iter().chain(&commit.expired).map(|(h, from)| (*h, Some(*from))))
+            .collect();
+        // Rows are locked in one order by every writer, so two commits over the same hours
+        // wait for each other rather than deadlock.
+        expected.sort_unstable();
         let mut replaced = BTreeSet::new();
         for (hour, from) in expected {
             let current: Option<i64> = sqlx::query_scalar(select)

@@ -138,7 +138,11 @@ impl Compactor {
             }
         }
         if self.sweep_due() {
-            report.orphans_queued = self.sweep_orphans().await?;
+            // A failed sweep must not hold back garbage collection; the next one tries again.
+            match self.sweep_orphans().await {
+                Ok(queued) => report.orphans_queued = queued,
+                Err(e) => tracing::warn!(error = %hourglass_types::error::display_chain(&e), "orphan sweep failed"),
+            }
         }
         report.garbage_deleted = self.collect_garbage().await?;
         let forgotten = self.catalog.forget_nodes_older_than(FORGET_NODES_AFTER).await?;

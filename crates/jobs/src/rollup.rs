@@ -186,21 +186,16 @@ impl RollupJob {
         let settled_hour = (self.clock.now_ms() - after.as_millis() as i64).div_euclid(HOUR_MS);
         // Days that ended by the settle point.
         let end = day_of(settled_hour);
-        let states = self.catalog.rollup_hours(i64::MIN / HOUR_MS, end).await?;
-        let events: BTreeSet<i64> = self.catalog.event_hours(i64::MIN / HOUR_MS, end).await?.into_iter().collect();
-        let mut days: BTreeMap<i64, Vec<&RollupHour>> = BTreeMap::new();
-        for s in &states {
-            days.entry(day_of(s.hour)).or_default().push(s);
-        }
+        let (max_bytes, limit) = (self.config.max_day_bytes, self.config.days_per_pass);
+        let days = self.catalog.mergeable_rollup_days(end, version, max_bytes, limit).await?;
         let files = self.files();
         let mut merged = 0;
-        for (day, hours) in days.iter().rev() {
-            if merged >= self.config.days_per_pass as usize {
-                break;
-            }
-            let with_events: BTreeSet<i64> = events.range(*day..day + 24).copied().collect();
-            if files.merge_day(*day, hours, &with_events, version, self.config.max_day_bytes).await? {
-                tracing::debug!(day_hour = day, hours = hours.len(), "rollup day merged");
+        for day in days {
+            let states = self.catalog.rollup_hours(day, day + 24).await?;
+            let states: Vec<&RollupHour> = states.iter().collect();
+            let with_events: BTreeSet<i64> = self.catalog.event_hours(day, day + 24).await?.into_iter().collect();
+            if files.merge_day(day, &states, &with_events, version, self.config.max_day_bytes).await? {
+                tracing::debug!(day_hour = day, hours = states.len(), "rollup day merged");
                 merged += 1;
             }
         }

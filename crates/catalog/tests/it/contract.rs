@@ -392,6 +392,22 @@ async fn rollup_hours_merge_into_one_file_and_leave_it_hour_by_hour(fx: Fixture)
     assert!(!cat.commit_rollups(&wrong, &rollup_file("ro/bad", 0, 1)).await.expect("wrong file"));
     assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/0", "ro/1", "ro/2"]);
 
+    assert_eq!(cat.mergeable_rollup_days(24, "v1", 1 << 20, 10).await.expect("split days"), [0]);
+    assert_eq!(
+        cat.mergeable_rollup_days(2, "v1", 1 << 20, 10).await.expect("split days"),
+        [0],
+        "by its hours before the bound"
+    );
+    assert!(cat.mergeable_rollup_days(24, "v1", 59, 10).await.expect("split days").is_empty(), "too large to merge");
+    assert!(cat.mergeable_rollup_days(0, "v1", 1 << 20, 10).await.expect("split days").is_empty());
+    assert!(cat.mergeable_rollup_days(24, "v2", 1 << 20, 10).await.expect("split days").is_empty(), "old definitions");
+    cat.commit_persist("i", 1, &[file(TableName::Events, "ev/5", ("a", "b"), (5 * h, 5 * h + 1), 1)])
+        .await
+        .expect("persist");
+    assert!(
+        cat.mergeable_rollup_days(24, "v1", 1 << 20, 10).await.expect("split days").is_empty(),
+        "hour 5 has events and no rollup yet"
+    );
     // The day merges: every hour keeps its state and points at the one file.
     let merge = RollupCommit { carried: (0..3).map(|hour| (hour, from(hour))).collect(), ..RollupCommit::default() };
     assert!(cat.commit_rollups(&merge, &rollup_file("ro/day", 0, 2)).await.expect("merge"));
@@ -399,6 +415,7 @@ async fn rollup_hours_merge_into_one_file_and_leave_it_hour_by_hour(fx: Fixture)
     let day = file_of(&merged, 0).expect("merged");
     assert!(merged.iter().all(|r| r.file_id == day && r.fresh && r.rows == 2), "{merged:?}");
     assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/day"]);
+    assert!(cat.mergeable_rollup_days(24, "v1", 1 << 20, 10).await.expect("split days").is_empty(), "merged");
     let mut garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
     garbage.sort();
     assert_eq!(garbage, ["ro/0", "ro/1", "ro/2"]);

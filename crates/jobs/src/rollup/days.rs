@@ -9,9 +9,10 @@
 //! live file, so SQL over `rollups` never counts an hour twice.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::array::{AsArray, BooleanArray, RecordBatch, new_null_array};
+use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::TimestampMillisecondType;
 use hourglass_catalog::{Catalog, FileFilter, FileRecord, NewFile, NewRollupHour, RollupCommit, RollupHour};
 use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
@@ -115,8 +116,9 @@ impl RollupFiles<'_> {
         let changed: BTreeSet<i64> = computed.iter().map(|p| p.state.hour).chain(expired.iter().copied()).collect();
         let carried: BTreeSet<i64> =
             states.iter().filter(|s| s.file_id == file_id && !changed.contains(&s.hour)).map(|s| s.hour).collect();
-        let mut batches = rows_in_hours(read_batches(self.store, &file.file.path).await?, &carried)?;
-        batches.extend(computed.iter().filter_map(|p| p.rows.clone()));
+        // New rows first: their schema is this build's, and carried rows are cast to it.
+        let mut batches: Vec<RecordBatch> = computed.iter().filter_map(|p| p.rows.clone()).collect();
+        batches.extend(rows_in_hours(read_batches(self.store, &file.file.path).await?, &carried)?);
         let generation = computed
             .iter()
             .map(|p| u64::try_from(p.state.input_file_id).unwrap_or(0))
@@ -192,10 +194,27 @@ impl RollupFiles<'_> {
     }
 }
 
-/// `batches` as one batch of the first one's schema (the files' own, as written).
+/// `batches` as one batch of the first one's schema, the others' columns taken by name and
+/// cast to it (a file written before a column was added has it as nulls).
 fn concat(batches: &[RecordBatch]) -> Result<RecordBatch> {
     let schema = batches.first().map_or_else(schema::rollups, |b| b.schema());
-    Ok(concat_batches(&schema, batches)?)
+    let mut conformed = Vec::with_capacity(batches.len());
+    for batch in batches {
+        if batch.schema() == schema {
+            conformed.push(batch.clone());
+            continue;
+        }
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields() {
+            columns.push(match batch.column_by_name(field.name()) {
+                Some(c) if c.data_type() == field.data_type() => Arc::clone(c),
+                Some(c) => cast(c, field.data_type())?,
+                None => new_null_array(field.data_type(), batch.num_rows()),
+            });
+        }
+        conformed.push(RecordBatch::try_new(Arc::clone(&schema), columns)?);
+    }
+    Ok(concat_batches(&schema, &conformed)?)
 }
 
 /// The rows of `batches` whose hour is in `hours`.
