@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use hourglass_catalog::{Catalog, CatalogOptions, FileFilter, NewFile, SqlCatalog};
+use hourglass_catalog::{Catalog, FileFilter, NewFile, SqlCatalog};
 use hourglass_jobs::{CompactionReport, Compactor, CompactorConfig};
-use hourglass_storage::{ObjectStoreConfig, ParquetOptions, S3Config, encode_parquet, sort_for_parquet};
-use hourglass_testkit::{PgDatabase, S3Server};
+use hourglass_storage::{ObjectStoreConfig, ParquetOptions, encode_parquet, sort_for_parquet};
 use hourglass_types::schema::col;
 use hourglass_types::{MockClock, PartitionKey, TableName};
 use object_store::path::Path;
@@ -108,14 +107,7 @@ async fn merges_in_memory() {
 
 #[tokio::test]
 async fn merges_on_s3_and_postgres() {
-    let s3 = S3Server::start().await;
-    let pg = PgDatabase::create().await;
-    let mut config = S3Config::new(s3.bucket());
-    config.endpoint = Some(s3.endpoint().to_string());
-    config.access_key = Some(("hourglass-test".to_string(), "hourglass-test-secret".to_string()));
-    let store = ObjectStoreConfig::S3(config).build().expect("store");
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqlCatalog::open(pg.url(), &CatalogOptions::default()).await.expect("catalog"));
+    let (_s3, _pg, store, catalog) = crate::s3_and_postgres().await;
     merges_dedupes_and_collects_garbage(store, catalog).await;
 }
 

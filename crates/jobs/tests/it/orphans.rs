@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hourglass_catalog::{Catalog, CatalogOptions, SqlCatalog};
+use hourglass_catalog::{Catalog, SqlCatalog};
 use hourglass_jobs::{Compactor, CompactorConfig};
-use hourglass_storage::{ObjectStoreConfig, S3Config};
-use hourglass_testkit::{PgDatabase, S3Server};
+use hourglass_storage::ObjectStoreConfig;
 use hourglass_types::{MockClock, PartitionKey, TableName};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -82,13 +81,6 @@ async fn orphans_in_memory() {
 
 #[tokio::test]
 async fn orphans_on_s3_and_postgres() {
-    let s3 = S3Server::start().await;
-    let pg = PgDatabase::create().await;
-    let mut config = S3Config::new(s3.bucket());
-    config.endpoint = Some(s3.endpoint().to_string());
-    config.access_key = Some(("hourglass-test".to_string(), "hourglass-test-secret".to_string()));
-    let store = ObjectStoreConfig::S3(config).build().expect("store");
-    let catalog: Arc<dyn Catalog> =
-        Arc::new(SqlCatalog::open(pg.url(), &CatalogOptions::default()).await.expect("catalog"));
+    let (_s3, _pg, store, catalog) = crate::s3_and_postgres().await;
     sweeps_only_what_was_never_committed(store, catalog).await;
 }
