@@ -78,19 +78,18 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn seen_events_span_batches() {
+    /// Rows of (tenant, event id).
+    fn batch(tenants: Vec<&str>, ids: Vec<&str>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new(col::TENANT_ID, DataType::Utf8, false),
             Field::new(col::EVENT_ID, DataType::Utf8, true),
         ]));
-        let batch = |tenants: Vec<&str>, ids: Vec<&str>| {
-            RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![Arc::new(StringArray::from(tenants)), Arc::new(StringArray::from(ids))],
-            )
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(tenants)), Arc::new(StringArray::from(ids))])
             .expect("batch")
-        };
+    }
+
+    #[test]
+    fn seen_events_span_batches() {
         let mut seen = SeenEvents::default();
         let (first, dropped) = seen.keep_first(batch(vec!["a", "a", "a"], vec!["1", "2", "1"])).expect("first");
         assert_eq!((first.num_rows(), dropped), (2, 1));
@@ -102,17 +101,6 @@ mod tests {
 
     #[test]
     fn tenant_by_tenant_forgets_earlier_tenants_only() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new(col::TENANT_ID, DataType::Utf8, false),
-            Field::new(col::EVENT_ID, DataType::Utf8, true),
-        ]));
-        let batch = |tenants: Vec<&str>, ids: Vec<&str>| {
-            RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![Arc::new(StringArray::from(tenants)), Arc::new(StringArray::from(ids))],
-            )
-            .expect("batch")
-        };
         let mut seen = SeenEvents::tenant_by_tenant();
         let (_, dropped) = seen.keep_first(batch(vec!["a", "a", "b"], vec!["1", "1", "1"])).expect("first");
         assert_eq!(dropped, 1, "a/1 twice; b/1 is another tenant's");

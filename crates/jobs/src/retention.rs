@@ -269,20 +269,11 @@ impl Retention {
                 Needs::Nothing => clean.entry(mark).or_default().push(f.id),
                 // A merged day of rollups: its first hour expired, later ones may not have.
                 Needs::Expiry if table == TableName::Rollups && last_hour(&f) > f.file.hour => {
-                    let first = f.file.min_time_ms.div_euclid(HOUR_MS);
-                    let expired: BTreeSet<i64> = (first..=last_hour(&f))
-                        .filter(|h| {
-                            matches!(policy.rule(*h).needs(&f.file.min_tenant, &f.file.max_tenant), Needs::Expiry)
-                        })
-                        .collect();
-                    if expired.contains(&last_hour(&f)) {
-                        expire.push(f.id);
-                    } else if expired.is_empty() {
-                        // Rewritten before: what is left has not expired yet.
-                    } else if self.rollup_files().rewrite(f.id, Vec::new(), &expired).await? {
-                        report.files_purged += 1;
-                    } else {
-                        report.lost_races += 1;
+                    match self.expire_rollup_hours(&f, policy).await? {
+                        DayExpiry::Whole => expire.push(f.id),
+                        DayExpiry::Rewritten => report.files_purged += 1,
+                        DayExpiry::LostRace => report.lost_races += 1,
+                        DayExpiry::Nothing => {}
                     }
                 }
                 Needs::Expiry => expire.push(f.id),
@@ -312,8 +303,23 @@ impl Retention {
         Ok(())
     }
 
-    fn rollup_files(&self) -> RollupFiles<'_> {
-        RollupFiles { store: self.store.as_ref(), catalog: self.catalog.as_ref(), parquet: &self.rollup_parquet }
+    /// What to do with the merged day of rollups `file`, whose first hour expired: remove it
+    /// whole once its last hour expired too, else rewrite it without the hours that did.
+    async fn expire_rollup_hours(&self, file: &FileRecord, policy: &TablePolicy) -> Result<DayExpiry> {
+        let (first, last) = (file.file.min_time_ms.div_euclid(HOUR_MS), last_hour(file));
+        let expired: BTreeSet<i64> = (first..=last)
+            .filter(|h| matches!(policy.rule(*h).needs(&file.file.min_tenant, &file.file.max_tenant), Needs::Expiry))
+            .collect();
+        if expired.contains(&last) {
+            return Ok(DayExpiry::Whole);
+        }
+        // Empty when an earlier pass already rewrote it without its expired hours.
+        if expired.is_empty() {
+            return Ok(DayExpiry::Nothing);
+        }
+        let files =
+            RollupFiles { store: self.store.as_ref(), catalog: self.catalog.as_ref(), parquet: &self.rollup_parquet };
+        Ok(if files.rewrite(file.id, Vec::new(), &expired).await? { DayExpiry::Rewritten } else { DayExpiry::LostRace })
     }
 
     /// Rewrites `file` without the rows `rule` drops.
@@ -387,6 +393,18 @@ pub(crate) fn tenant_mask(batch: &RecordBatch, keep: impl Fn(&str) -> bool) -> R
         .and_then(|c| c.as_string_opt::<i32>())
         .ok_or(Error::Shape("tenant_id as Utf8"))?;
     Ok((0..batch.num_rows()).map(|i| Some(tenants.is_null(i) || keep(tenants.value(i)))).collect())
+}
+
+/// What retention did with a merged day of rollups.
+enum DayExpiry {
+    /// Every hour in it expired: it leaves whole.
+    Whole,
+    /// Rewritten without its expired hours.
+    Rewritten,
+    /// Its hours changed under the rewrite; the next pass tries again.
+    LostRace,
+    /// None of the hours left in it expired.
+    Nothing,
 }
 
 /// The last hour a file holds rows of (a merged day of rollups holds several).

@@ -25,7 +25,7 @@ use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use hourglass_catalog::{Catalog, NewRollupHour, RollupCommit, RollupHour, SettingsCache};
+use hourglass_catalog::{Catalog, NewRollupHour, RollupCommit, SettingsCache};
 use hourglass_processor::sessions::SessionRules;
 use hourglass_report::dataset;
 use hourglass_report::facts::FactsBuilder;
@@ -191,11 +191,8 @@ impl RollupJob {
         let files = self.files();
         let mut merged = 0;
         for day in days {
-            let states = self.catalog.rollup_hours(day, day + 24).await?;
-            let states: Vec<&RollupHour> = states.iter().collect();
-            let with_events: BTreeSet<i64> = self.catalog.event_hours(day, day + 24).await?.into_iter().collect();
-            if files.merge_day(day, &states, &with_events, version, self.config.max_day_bytes).await? {
-                tracing::debug!(day_hour = day, hours = states.len(), "rollup day merged");
+            if files.merge_day(day).await? {
+                tracing::debug!(day_hour = day, "rollup day merged");
                 merged += 1;
             }
         }

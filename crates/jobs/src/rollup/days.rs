@@ -14,14 +14,13 @@ use std::sync::Arc;
 use arrow::array::{AsArray, BooleanArray, RecordBatch, new_null_array};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::TimestampMillisecondType;
-use hourglass_catalog::{Catalog, FileFilter, FileRecord, NewFile, NewRollupHour, RollupCommit, RollupHour};
-use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
+use hourglass_catalog::{Catalog, FileFilter, FileRecord, NewRollupHour, RollupCommit};
+use hourglass_storage::ParquetOptions;
 use hourglass_types::schema::{self, col};
 use hourglass_types::{PartitionKey, TableName};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 
-use crate::objects::{delete_quietly, read_batches};
+use crate::objects::{delete_quietly, read_batches, write_partition_file};
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -62,36 +61,26 @@ impl RollupFiles<'_> {
         batch: &RecordBatch,
         commit: &RollupCommit,
     ) -> Result<bool> {
-        let Some((sorted, stats)) = sort_for_parquet(batch)? else {
-            return Err(Error::Shape("a rollup file with no rows"));
-        };
-        let data = encode_parquet(&sorted, self.parquet)?;
-        drop(sorted);
         let key = PartitionKey { table: TableName::Rollups, hour: first_hour, shard: 0 };
-        let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
-        let bytes = data.len() as u64;
-        self.store
-            .put(&Path::from(path.as_str()), PutPayload::from(data))
-            .await
-            .map_err(|source| Error::Object { path: path.clone(), source })?;
-        let file = NewFile::new(key, generation, path.clone(), bytes, stats, None);
+        let written = write_partition_file(self.store, key, generation, batch, self.parquet, None).await?;
+        let file = written.ok_or(Error::Shape("a rollup file with no rows"))?;
         if self.catalog.commit_rollups(commit, &file).await? {
             Ok(true)
         } else {
-            delete_quietly(self.store, &path).await;
+            delete_quietly(self.store, &file.path).await;
             Ok(false)
         }
     }
 
-    /// The live rollup file `file_id` of the UTC day starting at `day`, if it still is.
-    async fn file_of_day(&self, day: i64, file_id: i64) -> Result<Option<FileRecord>> {
+    /// The live rollup files holding rows of the UTC day starting at `day`, by id.
+    async fn day_files(&self, day: i64) -> Result<BTreeMap<i64, FileRecord>> {
         let filter = FileFilter {
             table: TableName::Rollups,
             tenant: None,
             min_time_ms: Some(day * HOUR_MS),
             max_time_ms: Some((day + DAY_HOURS) * HOUR_MS),
         };
-        Ok(self.catalog.list_files(&filter).await?.files.into_iter().find(|f| f.id == file_id))
+        Ok(self.catalog.list_files(&filter).await?.files.into_iter().map(|f| (f.id, f)).collect())
     }
 
     /// Writes the shared file `file_id` again: the hours of `computed` with their new rows,
@@ -108,7 +97,7 @@ impl RollupFiles<'_> {
             return Ok(true);
         };
         let day = day_of(first);
-        let Some(file) = self.file_of_day(day, file_id).await? else { return Ok(false) };
+        let Some(file) = self.day_files(day).await?.remove(&file_id) else { return Ok(false) };
         let states = self.catalog.rollup_hours(day, day + DAY_HOURS).await?;
         // An hour without rows has no state to remove.
         let expired: BTreeSet<i64> =
@@ -138,56 +127,28 @@ impl RollupFiles<'_> {
         self.write_and_commit(file.file.hour, generation, &batch, &commit).await
     }
 
-    /// Merges the hours of the UTC day starting at `day` into one file, when they are all
-    /// fresh rollups of `definitions`, every hour with events has one, and they are spread
-    /// over more than one file of at most `max_bytes` together. Returns whether it merged.
-    pub(crate) async fn merge_day(
-        &self,
-        day: i64,
-        states: &[&RollupHour],
-        event_hours: &BTreeSet<i64>,
-        definitions: &str,
-        max_bytes: u64,
-    ) -> Result<bool> {
-        if states.iter().any(|s| !s.fresh || s.definitions != definitions) {
-            return Ok(false);
-        }
-        let with_state: BTreeSet<i64> = states.iter().map(|s| s.hour).collect();
-        if !event_hours.is_subset(&with_state) {
-            return Ok(false);
-        }
+    /// Merges the hours of the UTC day starting at `day` into one file, as the catalog chose
+    /// it (`Catalog::mergeable_rollup_days`). Returns whether it merged: an hour or file that
+    /// changed since makes the commit refuse, and a later pass sees the day as it is then.
+    pub(crate) async fn merge_day(&self, day: i64) -> Result<bool> {
+        let states = self.catalog.rollup_hours(day, day + DAY_HOURS).await?;
         let mut hours_of: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-        for s in states {
+        for s in &states {
             hours_of.entry(s.file_id).or_default().insert(s.hour);
         }
         if hours_of.len() < 2 {
             return Ok(false);
         }
-        let filter = FileFilter {
-            table: TableName::Rollups,
-            tenant: None,
-            min_time_ms: Some(day * HOUR_MS),
-            max_time_ms: Some((day + DAY_HOURS) * HOUR_MS),
-        };
-        let files: BTreeMap<i64, FileRecord> =
-            self.catalog.list_files(&filter).await?.files.into_iter().map(|f| (f.id, f)).collect();
-        let mut inputs = Vec::with_capacity(hours_of.len());
-        for id in hours_of.keys() {
-            // Gone since the states were read: a later pass sees the day as it is now.
-            let Some(f) = files.get(id) else { return Ok(false) };
-            inputs.push(f);
-        }
-        if inputs.iter().map(|f| f.file.bytes).sum::<u64>() > max_bytes {
-            return Ok(false);
-        }
+        let files = self.day_files(day).await?;
         let mut batches = Vec::new();
-        for f in &inputs {
-            let hours = hours_of.get(&f.id).ok_or(Error::Shape("rollup hours of a file"))?;
+        let mut generation = 0;
+        for (id, hours) in &hours_of {
+            let Some(f) = files.get(id) else { return Ok(false) };
+            generation = generation.max(f.file.generation);
             batches.extend(rows_in_hours(read_batches(self.store, &f.file.path).await?, hours)?);
         }
         let batch = concat(&batches)?;
         drop(batches);
-        let generation = inputs.iter().map(|f| f.file.generation).max().unwrap_or(0);
         let commit =
             RollupCommit { carried: states.iter().map(|s| (s.hour, s.file_id)).collect(), ..RollupCommit::default() };
         self.write_and_commit(day, generation, &batch, &commit).await
