@@ -221,7 +221,8 @@ async fn merged_days(admin: &Client) -> anyhow::Result<i64> {
     Ok(rows.first().and_then(|r| r.get("n")).and_then(Value::as_i64).unwrap_or(0))
 }
 
-/// Waits until every settled day of the data keeps its rollups in one file.
+/// Waits until every settled day of the data keeps its rollups in one file, and its events
+/// and raw events in one object per shard.
 async fn wait_for_merged_days(admin: &Client, days: u32) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let settled_day = (chrono_now() - 2 * 3_600_000).div_euclid(86_400_000) * 86_400_000;
@@ -229,9 +230,17 @@ async fn wait_for_merged_days(admin: &Client, days: u32) -> anyhow::Result<Durat
         "SELECT count(*) AS n FROM (SELECT date_trunc('day', min_time) FROM system.files \
          WHERE table_name = 'rollups' AND min_time < to_timestamp_millis({settled_day}) GROUP BY 1 HAVING count(*) > 1)"
     );
+    // The compactor merges the same days' events and raw events into day objects.
+    let split_objects = format!(
+        "SELECT count(*) AS n FROM (SELECT table_name, shard, date_trunc('day', hour) FROM system.files \
+         WHERE table_name IN ('events', 'raw_events') AND hour < to_timestamp_millis({settled_day}) \
+         GROUP BY 1, 2, 3 HAVING count(DISTINCT path) > 1)"
+    );
+    let count = |rows: Vec<serde_json::Map<String, Value>>| {
+        rows.first().and_then(|r| r.get("n")).and_then(Value::as_i64).unwrap_or(1)
+    };
     loop {
-        let rows = admin.query_json(&split).await?;
-        let left = rows.first().and_then(|r| r.get("n")).and_then(Value::as_i64).unwrap_or(1);
+        let left = count(admin.query_json(&split).await?) + count(admin.query_json(&split_objects).await?);
         if left == 0 && merged_days(admin).await? >= i64::from(days) - 2 {
             return Ok(started.elapsed());
         }
@@ -256,8 +265,9 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
             written as f64 / generated_in.as_secs_f64().max(0.001)
         );
     }
-    // Rollups first stay in hour files; the day files are measured after them, same data.
-    let hour_files = ["--rollup-interval", "1s", "--rollup-merge-days", "false"];
+    // Rollups, events and raw events first stay in hour files; the day files are measured
+    // after them, same data.
+    let hour_files = ["--rollup-interval", "1s", "--rollup-merge-days", "false", "--compact-merge-days", "false"];
     let day_files = ["--rollup-interval", "1s"];
     let mut server = Server::start_on(binary, &data_dir, &hour_files)?;
     let admin = server.admin();
@@ -312,7 +322,7 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
     server = server.restart(&day_files)?;
     let merge_in = wait_for_merged_days(&server.admin(), options.days).await?;
     println!(
-        "Rollup hours merged into day files {:.0} s after the server started ({} days in one file each).\n",
+        "Rollup hours merged into day files, and events and raw events into day objects, {:.0} s after the server started ({} days of rollups in one file each).\n",
         merge_in.as_secs_f64(),
         merged_days(&server.admin()).await?
     );

@@ -6,6 +6,9 @@
 //!   tenants (row i goes to file i mod 8), as an hour of small persists would leave it, and
 //!   the compactor merges them. Its baseline, on the same files in the same run, is the naive
 //!   merge: read a partition's files whole, sort in memory, write one Parquet file.
+//! - **Day objects.** After compaction, the compactor merges each settled day's hours into one
+//!   object per (table, day, shard). Its figures are its rate, its heap, and the objects and
+//!   bytes per event before and after.
 //! - **Backfill.** The whole range is rebuilt from raw events with the current processor.
 //!   Its baseline is the processor alone over the same raw rows, already in memory.
 //!
@@ -13,6 +16,7 @@
 //! benchmark's allocator counts heap bytes): a process's resident set also keeps what the
 //! allocator retained from the data generation, which drowns the figure.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +58,11 @@ struct Figures {
     naive_peak: Option<u64>,
     bytes_before: u64,
     bytes_after: u64,
+    day_merge: Duration,
+    day_merge_peak: Option<u64>,
+    objects_before_days: usize,
+    objects_after_days: usize,
+    bytes_after_days: u64,
     raw_events: u64,
     backfill: Duration,
     backfill_peak: Option<u64>,
@@ -157,7 +166,7 @@ async fn one_run(options: &Options) -> anyhow::Result<Figures> {
     figures.naive = started.elapsed();
     figures.naive_peak = peak_held(heap);
 
-    let config = CompactorConfig { min_age: Duration::ZERO, ..CompactorConfig::default() };
+    let config = CompactorConfig { min_age: Duration::ZERO, merge_days_after: None, ..CompactorConfig::default() };
     let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock));
     let heap = reset_peak();
     let started = Instant::now();
@@ -176,12 +185,41 @@ async fn one_run(options: &Options) -> anyhow::Result<Figures> {
     );
     figures.bytes_after = merged.iter().map(|f| f.file.bytes).sum();
 
-    // The processor alone over the raw rows, read beforehand.
+    // Every day that ended is merged into day objects, for both tables.
+    let objects = |files: &[FileRecord]| files.iter().map(|f| f.file.path.clone()).collect::<HashSet<_>>().len();
+    figures.objects_before_days = objects(&merged);
+    let config = CompactorConfig { merge_days_after: Some(Duration::ZERO), ..CompactorConfig::default() };
+    let days = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock));
+    let heap = reset_peak();
+    let started = Instant::now();
+    while days.run_once().await?.days_merged > 0 {}
+    figures.day_merge = started.elapsed();
+    figures.day_merge_peak = peak_held(heap);
+    let in_days = files_of(catalog.as_ref(), TableName::Events).await?;
+    anyhow::ensure!(
+        in_days.iter().map(|f| f.file.rows).sum::<u64>() == figures.events,
+        "merging days changed the event count"
+    );
+    figures.objects_after_days = objects(&in_days);
+    figures.bytes_after_days = in_days
+        .iter()
+        .map(|f| (f.file.path.clone(), f.file.object_bytes()))
+        .collect::<std::collections::HashMap<_, _>>()
+        .values()
+        .sum();
+
+    // The processor alone over the raw rows, read beforehand (each day object once: it holds
+    // all of its hours).
     let raw_files = files_of(catalog.as_ref(), TableName::RawEvents).await?;
+    let raw_objects: HashSet<&str> = raw_files.iter().map(|f| f.file.path.as_str()).collect();
     let mut raw = Vec::new();
-    for f in &raw_files {
-        raw.push(read(store.as_ref(), &f.file.path).await?);
+    for path in raw_objects {
+        raw.push(read(store.as_ref(), path).await?);
     }
+    anyhow::ensure!(
+        raw.iter().map(|b| b.num_rows() as u64).sum::<u64>() == raw_files.iter().map(|f| f.file.rows).sum::<u64>(),
+        "raw objects hold other rows than the catalog says"
+    );
     figures.raw_events = raw.iter().map(|b| b.num_rows() as u64).sum();
     let started = Instant::now();
     for batch in &raw {
@@ -288,5 +326,26 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<()> {
         col(7)
     );
     println!("\nBackfill peak heap (median): {} MiB.", mib(peak(|f| f.backfill_peak)));
+    println!("\n## Day objects (events and raw events)\n");
+    println!(
+        "| run | day merge events/s (both tables) | peak heap MiB | events objects before | after | bytes/event in day objects |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (run, (_, f)) in all.iter().enumerate() {
+        println!(
+            "| {} | {:.0} | {} | {} | {} | {:.1} |",
+            run + 1,
+            rate(f.events + f.raw_events, f.day_merge),
+            mib(f.day_merge_peak),
+            f.objects_before_days,
+            f.objects_after_days,
+            f.bytes_after_days as f64 / f.events.max(1) as f64
+        );
+    }
+    println!(
+        "| median | {:.0} | {} | | | |",
+        median(all.iter().map(|(_, f)| rate(f.events + f.raw_events, f.day_merge)).collect()),
+        mib(peak(|f| f.day_merge_peak))
+    );
     Ok(())
 }

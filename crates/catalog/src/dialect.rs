@@ -42,6 +42,7 @@ impl Dialect {
                 (5, include_str!("../../../sql/sqlite/0005_rollups.sql")),
                 (6, include_str!("../../../sql/sqlite/0006_backfills.sql")),
                 (7, include_str!("../../../sql/sqlite/0007_retention.sql")),
+                (8, include_str!("../../../sql/sqlite/0008_day_objects.sql")),
             ],
             Self::Postgres => &[
                 (1, include_str!("../../../sql/postgres/0001_init.sql")),
@@ -51,6 +52,7 @@ impl Dialect {
                 (5, include_str!("../../../sql/postgres/0005_rollups.sql")),
                 (6, include_str!("../../../sql/postgres/0006_backfills.sql")),
                 (7, include_str!("../../../sql/postgres/0007_retention.sql")),
+                (8, include_str!("../../../sql/postgres/0008_day_objects.sql")),
             ],
         }
     }

@@ -181,8 +181,11 @@ pub struct NewFile {
     pub max_time_ms: i64,
     /// Row count.
     pub rows: u64,
-    /// Size in bytes.
+    /// Size in bytes: of the object, or of the segment when the file is one.
     pub bytes: u64,
+    /// Where the file's rows lie when it shares its object with other hours (a day object);
+    /// `None` when the file is the whole object.
+    pub segment: Option<Segment>,
     /// Processor version of derived tables; `None` for raw files.
     pub processor_version: Option<i32>,
     /// The retention rule the file's rows are known to satisfy (set by the retention pass);
@@ -213,9 +216,35 @@ impl NewFile {
             max_time_ms: stats.max_time_ms,
             rows: stats.rows,
             bytes,
+            segment: None,
             processor_version,
             retention_mark: None,
         }
+    }
+
+    /// Size of the whole object the file's rows are in (a reader finds the footer with it).
+    pub fn object_bytes(&self) -> u64 {
+        self.segment.map_or(self.bytes, |s| s.object_bytes)
+    }
+}
+
+/// The part of a shared object (a day object) that holds one file's rows: whole row groups,
+/// those whose first column chunk starts in `start..end`, the rule DataFusion applies to a
+/// scan's byte range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// First byte of the file's first row group.
+    pub start: u64,
+    /// One past the last byte of its last row group.
+    pub end: u64,
+    /// Size of the whole object.
+    pub object_bytes: u64,
+}
+
+impl Segment {
+    /// Whether the row group whose first column chunk starts at `offset` is the file's.
+    pub fn holds(&self, offset: u64) -> bool {
+        self.start <= offset && offset < self.end
     }
 }
 
@@ -404,6 +433,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// [`Error::FilesGone`] and changes nothing if any file to remove is already gone.
     async fn replace_files(&self, writer: &str, removed: &[i64], added: &[NewFile]) -> Result<()>;
 
+    /// Like [`Catalog::replace_files`], for `added` files that hold exactly the rows of the
+    /// `removed` ones, repacked (hours merged into a day object): rollup hours fresh before the
+    /// swap stay fresh, since the events they were computed from did not change.
+    async fn repack_files(&self, writer: &str, removed: &[i64], added: &[NewFile]) -> Result<()>;
+
     /// Announces or renews `node`. Fails with [`Error::NodeIdTaken`] while another
     /// incarnation of the same id renewed within `lease`.
     async fn heartbeat(&self, node: &NodeInfo, lease: Duration) -> Result<()>;
@@ -438,7 +472,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn known_paths(&self, prefix: &str) -> Result<Vec<String>>;
 
     /// Queues `paths` as garbage (objects nothing refers to), deleted after the grace period
-    /// like any other; paths already queued keep their place.
+    /// like any other; a path already queued is stamped anew.
     async fn queue_garbage(&self, paths: &[String]) -> Result<()>;
 
     /// Records `table`, replacing the tenant's table of the same name if `replaces` is its

@@ -4,13 +4,13 @@ use hourglass_types::{TableName, TenantId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Error, FileRecord, NewFile, NodeInfo, NodeRecord, Result};
+use crate::{Error, FileRecord, NewFile, NodeInfo, NodeRecord, Result, Segment};
 
 /// The columns [`file_from_row`] reads, as a literal for `concat!`.
 macro_rules! file_columns {
     () => {
         "id, table_name, hour, shard, generation, path, min_tenant, max_tenant, min_time, max_time, rows, bytes, \
-         processor_version, retention_mark, ingester_id, wal_through"
+         processor_version, retention_mark, ingester_id, wal_through, segment_start, segment_end, object_bytes"
     };
 }
 pub(crate) use file_columns;
@@ -34,6 +34,15 @@ pub(crate) fn file_from_row(row: &AnyRow) -> Result<FileRecord> {
     let table = TableName::parse(&table).ok_or(Error::Invalid { what: "table name", value: table })?;
     let shard = int("shard")?;
     let processor_version = row.try_get::<Option<i64>, _>("processor_version").map_err(read_err)?;
+    let optional = |name: &str| row.try_get::<Option<i64>, _>(name).map_err(read_err);
+    let segment = match (optional("segment_start")?, optional("segment_end")?, optional("object_bytes")?) {
+        (Some(start), Some(end), Some(object_bytes)) => Some(Segment {
+            start: non_negative("segment start", start)?,
+            end: non_negative("segment end", end)?,
+            object_bytes: non_negative("object size", object_bytes)?,
+        }),
+        _ => None,
+    };
     Ok(FileRecord {
         id: int("id")?,
         file: NewFile {
@@ -48,6 +57,7 @@ pub(crate) fn file_from_row(row: &AnyRow) -> Result<FileRecord> {
             max_time_ms: int("max_time")?,
             rows: non_negative("row count", int("rows")?)?,
             bytes: non_negative("byte count", int("bytes")?)?,
+            segment,
             processor_version: processor_version
                 .map(|v| {
                     i32::try_from(v).map_err(|_| Error::Invalid { what: "processor version", value: v.to_string() })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hourglass_types::settings::SettingsPatch;
-use hourglass_types::{TenantId, TenantSettings};
+use hourglass_types::{TableName, TenantId, TenantSettings};
 use rand::RngCore;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
@@ -133,8 +133,9 @@ async fn insert_file(
 ) -> Result<i64> {
     sqlx::query_scalar(
         "INSERT INTO files (table_name, hour, shard, generation, path, min_tenant, max_tenant, \
-         min_time, max_time, rows, bytes, processor_version, ingester_id, wal_through, created_at, retention_mark) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+         min_time, max_time, rows, bytes, processor_version, ingester_id, wal_through, created_at, retention_mark, \
+         segment_start, segment_end, object_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
     )
     .bind(f.table.as_str())
     .bind(f.hour)
@@ -152,6 +153,9 @@ async fn insert_file(
     .bind(wal_through as i64)
     .bind(now)
     .bind(f.retention_mark.as_deref())
+    .bind(f.segment.map(|s| s.start as i64))
+    .bind(f.segment.map(|s| s.end as i64))
+    .bind(f.segment.map(|s| s.object_bytes as i64))
     .fetch_one(&mut **tx)
     .await
     .map_err(query_err("inserting file"))
@@ -352,30 +356,42 @@ impl Catalog for SqlCatalog {
     }
 
     async fn replace_files(&self, writer: &str, removed: &[i64], added: &[NewFile]) -> Result<()> {
-        let now = now_ms();
         let mut tx = self.begin_write("starting file replacement").await?;
-        let mut missing = 0;
-        for id in removed {
-            // A racing replacement of the same file holds its row lock until it commits; this
-            // delete then finds the row gone and the whole replacement is abandoned.
-            let path: Option<String> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING path")
-                .bind(*id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_err("removing replaced file"))?;
-            match path {
-                Some(path) => queue_garbage(&mut tx, &path, now).await?,
-                None => missing += 1,
+        swap_files(&mut tx, writer, removed, added).await?;
+        tx.commit().await.map_err(query_err("committing file replacement"))
+    }
+
+    async fn repack_files(&self, writer: &str, removed: &[i64], added: &[NewFile]) -> Result<()> {
+        let mut tx = self.begin_write("starting file repack").await?;
+        let hours = added.iter().filter(|f| f.table == TableName::Events).map(|f| f.hour);
+        let fresh: Vec<i64> = match (hours.clone().min(), hours.max()) {
+            (Some(lo), Some(hi)) => sqlx::query_scalar(concat!(
+                "SELECT r.hour FROM rollup_hours r WHERE r.window_end_hour >= $1 AND r.window_start_hour <= $2 AND ",
+                rollup_fresh!(),
+                " = 1"
+            ))
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(query_err("listing fresh rollup hours"))?,
+            _ => Vec::new(),
+        };
+        let ids = swap_files(&mut tx, writer, removed, added).await?;
+        // The new files are the only events files newer than a fresh hour's input now.
+        if let Some(newest) =
+            ids.iter().zip(added).filter(|(_, f)| f.table == TableName::Events).map(|(id, _)| *id).max()
+        {
+            for hour in fresh {
+                sqlx::query("UPDATE rollup_hours SET input_file_id = $1 WHERE hour = $2 AND input_file_id < $1")
+                    .bind(newest)
+                    .bind(hour)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("keeping a rollup hour fresh"))?;
             }
         }
-        if missing > 0 {
-            tx.rollback().await.map_err(query_err("abandoning file replacement"))?;
-            return Err(Error::FilesGone { missing });
-        }
-        for f in added {
-            insert_file(&mut tx, writer, 0, f, now).await?;
-        }
-        tx.commit().await.map_err(query_err("committing file replacement"))
+        tx.commit().await.map_err(query_err("committing file repack"))
     }
 
     async fn heartbeat(&self, node: &NodeInfo, lease: Duration) -> Result<()> {
@@ -947,14 +963,53 @@ impl Catalog for SqlCatalog {
     }
 }
 
-/// Queues `path` for deletion after the garbage grace period.
+/// Removes files `removed` (queueing objects no file refers to any more) and records `added`;
+/// returns the new files' ids. [`Error::FilesGone`] when any file to remove is already gone.
+async fn swap_files(
+    tx: &mut Transaction<'static, Any>,
+    writer: &str,
+    removed: &[i64],
+    added: &[NewFile],
+) -> Result<Vec<i64>> {
+    let now = now_ms();
+    let mut missing = 0;
+    for id in removed {
+        // A racing replacement of the same file holds its row lock until it commits; this
+        // delete then finds the row gone and the whole replacement is abandoned.
+        let path: Option<String> = sqlx::query_scalar("DELETE FROM files WHERE id = $1 RETURNING path")
+            .bind(*id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query_err("removing replaced file"))?;
+        match path {
+            Some(path) => queue_garbage(tx, &path, now).await?,
+            None => missing += 1,
+        }
+    }
+    if missing > 0 {
+        return Err(Error::FilesGone { missing });
+    }
+    let mut ids = Vec::with_capacity(added.len());
+    for f in added {
+        ids.push(insert_file(tx, writer, 0, f, now).await?);
+    }
+    Ok(ids)
+}
+
+/// Queues `path` for deletion after the garbage grace period, once no file refers to it: a
+/// day object stays while any of its hours is live. A path queued again is stamped with the
+/// later time, so the grace period and the read horizons count from its last removal (a query
+/// may have listed that last hour just before).
 async fn queue_garbage(tx: &mut Transaction<'static, Any>, path: &str, now: i64) -> Result<()> {
-    sqlx::query("INSERT INTO garbage (path, removed_at) VALUES ($1, $2) ON CONFLICT (path) DO NOTHING")
-        .bind(path)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(query_err("queueing garbage"))?;
+    sqlx::query(
+        "INSERT INTO garbage (path, removed_at) SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM files WHERE path = $1) \
+         ON CONFLICT (path) DO UPDATE SET removed_at = excluded.removed_at",
+    )
+    .bind(path)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_err("queueing garbage"))?;
     Ok(())
 }
 

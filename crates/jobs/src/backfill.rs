@@ -321,7 +321,7 @@ impl Backfiller {
         if tenant.is_some() || rules.raw != HourRule::KeepAll {
             for f in old {
                 let mut kept = Vec::new();
-                for batch in read_batches(self.store.as_ref(), &f.file.path).await? {
+                for batch in read_batches(&self.store, &f.file).await? {
                     let carried = tenant_mask(&batch, |t| !rebuilt(t) && rules.events.keeps(t))?;
                     let others = filter_record_batch(&batch, &carried)?;
                     if others.num_rows() > 0 {
@@ -338,7 +338,7 @@ impl Backfiller {
         let raw_schema = schema::raw_events();
         for f in raw {
             let mut out = Vec::new();
-            for batch in read_batches(self.store.as_ref(), &f.file.path).await? {
+            for batch in read_batches(&self.store, &f.file).await? {
                 let batch = conform(&batch, &raw_schema)?;
                 let batch =
                     filter_record_batch(&batch, &tenant_mask(&batch, |t| rebuilt(t) && rules.events.keeps(t))?)?;

@@ -12,6 +12,7 @@ use hourglass_types::{Clock, PartitionKey, TableName};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use crate::day_objects::{DayToMerge, days_to_merge, write_day};
 use crate::merge_stream::{MergeShape, UPLOAD_PART_BYTES, merge_files};
 use crate::objects::delete_quietly;
 use crate::{Error, Result};
@@ -48,6 +49,11 @@ pub struct CompactorConfig {
     /// An object the catalog does not know is taken for one never committed (and queued as
     /// garbage) once it is this old: far longer than any write takes to be recorded.
     pub orphan_age: Duration,
+    /// A UTC day that ended this long ago has its hours merged into one object per shard;
+    /// `None` leaves hours in objects of their own.
+    pub merge_days_after: Option<Duration>,
+    /// A day's hours are merged only when their files are at most this large together.
+    pub max_day_bytes: u64,
 }
 
 impl Default for CompactorConfig {
@@ -62,6 +68,8 @@ impl Default for CompactorConfig {
             readers_lease: Duration::from_secs(30),
             parquet: ParquetOptions::default(),
             orphan_age: Duration::from_secs(24 * 3600),
+            merge_days_after: Some(Duration::from_secs(2 * 3600)),
+            max_day_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -81,6 +89,8 @@ pub struct CompactionReport {
     pub garbage_deleted: usize,
     /// Objects never committed, found by the sweep and queued as garbage.
     pub orphans_queued: usize,
+    /// Days (of one table and shard) whose hours were merged into one object.
+    pub days_merged: usize,
 }
 
 /// Merges small files; one pass at a time per process, any number of processes at once.
@@ -118,14 +128,23 @@ impl Compactor {
         crate::every("compaction", interval, stop, || self.run_once()).await;
     }
 
-    /// One pass: every eligible partition of every table is merged, then garbage past its grace
-    /// period is deleted.
+    /// One pass: every eligible partition of every table is merged, the hours of settled days
+    /// are merged into day objects, then garbage past its grace period is deleted.
     pub async fn run_once(&self) -> Result<CompactionReport> {
         let mut report = CompactionReport::default();
-        // Rollups are one file per hour, replaced whole by the rollup job.
+        // Rollups are one file per hour or per day, written by the rollup job.
         for table in TableName::INGESTED {
             let filter = FileFilter { table, tenant: None, min_time_ms: None, max_time_ms: None };
             let listing = self.catalog.list_files(&filter).await?;
+            // Planned before the hours merge: a day is taken only when each of its hours is
+            // down to one file, which no hour merge below touches.
+            let days = match self.config.merge_days_after {
+                Some(after) => {
+                    let settled_before_hour = (self.clock.now_ms() - after.as_millis() as i64).div_euclid(HOUR_MS);
+                    days_to_merge(&listing.files, settled_before_hour, self.config.max_day_bytes)
+                }
+                None => Vec::new(),
+            };
             let mut groups: BTreeMap<Group, Vec<FileRecord>> = BTreeMap::new();
             for f in listing.files {
                 let key = (f.file.hour, f.file.shard, f.file.processor_version);
@@ -135,6 +154,9 @@ impl Compactor {
                 let Some((picked, shape)) = self.pick(hour, files) else { continue };
                 let generation = picked.iter().map(|f| f.file.generation).max().unwrap_or(1);
                 self.merge(PartitionKey { table, hour, shard }, generation, picked, shape, &mut report).await?;
+            }
+            for day in days {
+                self.merge_day(&day, &mut report).await?;
             }
         }
         if self.sweep_due() {
@@ -227,6 +249,34 @@ impl Compactor {
                 // unreferenced, it only costs space.
                 Err(e.into())
             }
+        }
+    }
+
+    /// Merges a settled day's hours into one object, keeping a file (a segment) per hour.
+    async fn merge_day(&self, day: &DayToMerge, report: &mut CompactionReport) -> Result<()> {
+        let table_schema = hourglass_types::schema::of(day.key.table);
+        let segments = write_day(&self.store, day, &table_schema, &self.config.parquet).await?;
+        let Some(path) = segments.first().map(|f| f.path.clone()) else { return Ok(()) };
+        let ids: Vec<i64> = day.hours.iter().map(|f| f.id).collect();
+        match self.catalog.repack_files(&self.config.writer_id, &ids, &segments).await {
+            Ok(()) => {
+                report.days_merged += 1;
+                tracing::info!(
+                    table = day.key.table.as_str(),
+                    day = day.key.hour / 24,
+                    shard = day.key.shard,
+                    hours = segments.len(),
+                    bytes = segments[0].object_bytes(),
+                    "merged a day's hours into one object"
+                );
+                Ok(())
+            }
+            Err(CatalogError::FilesGone { .. }) => {
+                report.lost_races += 1;
+                delete_quietly(self.store.as_ref(), &path).await;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

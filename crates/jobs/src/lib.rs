@@ -15,6 +15,7 @@
 
 mod backfill;
 mod compactor;
+mod day_objects;
 mod dedupe;
 mod merge_stream;
 mod objects;
@@ -78,6 +79,16 @@ pub enum Error {
     /// A backfill cannot go on.
     #[error("{0}")]
     Backfill(String),
+    /// A file holds another number of rows than the catalog recorded for it.
+    #[error("{path} holds {found} rows where the catalog records {recorded}")]
+    RowCount {
+        /// The object.
+        path: String,
+        /// Rows read.
+        found: u64,
+        /// Rows the catalog records.
+        recorded: u64,
+    },
 }
 
 impl Error {

@@ -6,15 +6,12 @@
 //! Copies of an event (the same tenant and `event_id`) are dropped as the rows go by; since
 //! rows come tenant by tenant, the ids remembered are only the current tenant's.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use hourglass_catalog::{FileRecord, NewFile};
 use hourglass_storage::{FileStats, ParquetOptions, writer_properties};
 use hourglass_types::PartitionKey;
@@ -22,15 +19,12 @@ use hourglass_types::schema::col;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::async_writer::AsyncArrowWriter;
-use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 
 use crate::compactor::{conform, merged_schema};
 use crate::dedupe::SeenEvents;
-use crate::objects::delete_quietly;
+use crate::objects::{StoredFile, delete_quietly, open_file};
 use crate::{Error, Result};
 
 /// Rows decoded from an input at a time: small, so that k inputs hold little.
@@ -79,40 +73,6 @@ pub(crate) struct Merged {
     pub rows_in: u64,
     /// Copies of events dropped.
     pub duplicates: usize,
-}
-
-/// A stored Parquet object of known size, read by ranges as the stream needs them.
-struct StoredFile {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-fn store_err(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for StoredFile {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move { self.store.get_range(&self.path, range).await.map_err(store_err) }.boxed()
-    }
-
-    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(store_err) }.boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let metadata =
-                ParquetMetaDataReader::new().with_arrow_reader_options(options).load_and_finish(self, size).await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
-    }
 }
 
 /// One input: its stream and the batch being read.
@@ -223,13 +183,9 @@ pub(crate) async fn merge_files(
 ) -> Result<Merged> {
     let mut opened = Vec::with_capacity(inputs.len());
     for f in inputs {
-        let path = f.file.path.clone();
-        let reader = StoredFile { store: Arc::clone(store), path: Path::from(path.as_str()), size: f.file.bytes };
-        let failed = |source| Error::ReadParquet { path: path.clone(), source };
-        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(failed)?;
-        let schema = Arc::clone(builder.schema());
-        let stream = builder.with_batch_size(INPUT_BATCH_ROWS).build().map_err(failed)?;
-        opened.push((path, schema, stream));
+        let stream = open_file(store, &f.file, INPUT_BATCH_ROWS, None).await?;
+        let schema = Arc::clone(stream.schema());
+        opened.push((f.file.path.clone(), schema, stream));
     }
     let schemas: Vec<SchemaRef> = opened.iter().map(|(_, s, _)| Arc::clone(s)).collect();
     let schema = merged_schema(table_schema, &schemas);

@@ -1,23 +1,102 @@
 //! Reading and deleting the Parquet objects the jobs work on.
 
+use std::ops::Range;
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
 use bytes::Bytes;
-use hourglass_catalog::NewFile;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryStreamExt};
+use hourglass_catalog::{NewFile, Segment};
 use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
 use hourglass_types::PartitionKey;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
 
 use crate::{Error, Result};
 
-/// Every batch of the Parquet object at `path`.
-pub(crate) async fn read_batches(store: &dyn ObjectStore, path: &str) -> Result<Vec<RecordBatch>> {
-    let object = |source| Error::Object { path: path.to_string(), source };
-    let bytes: Bytes = store.get(&Path::from(path)).await.map_err(object)?.bytes().await.map_err(object)?;
-    let parquet = |source| Error::ReadParquet { path: path.to_string(), source };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?.build().map_err(parquet)?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+/// A stored Parquet object of known size, read by ranges as a stream needs them.
+pub(crate) struct StoredFile {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+fn store_err(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for StoredFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move { self.store.get_range(&self.path, range).await.map_err(store_err) }.boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(store_err) }.boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata =
+                ParquetMetaDataReader::new().with_arrow_reader_options(options).load_and_finish(self, size).await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// The row groups of `segment`: those whose first column chunk starts inside it, the rule
+/// DataFusion applies to a scan's byte range, so jobs and queries read the same rows.
+pub(crate) fn segment_row_groups(groups: &[RowGroupMetaData], segment: &Segment) -> Vec<usize> {
+    groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| {
+            let first = g.column(0);
+            let offset = first.dictionary_page_offset().unwrap_or_else(|| first.data_page_offset());
+            u64::try_from(offset).is_ok_and(|o| segment.holds(o))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// A stream of the rows of `file`, `batch_rows` at a time: the whole object, or only its
+/// segment's row groups; only the `columns` named (those the file has), or all of them.
+pub(crate) async fn open_file(
+    store: &Arc<dyn ObjectStore>,
+    file: &NewFile,
+    batch_rows: usize,
+    columns: Option<&[&str]>,
+) -> Result<ParquetRecordBatchStream<StoredFile>> {
+    let path = file.path.as_str();
+    let failed = |source| Error::ReadParquet { path: path.to_string(), source };
+    let reader = StoredFile { store: Arc::clone(store), path: Path::from(path), size: file.object_bytes() };
+    let mut builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(failed)?.with_batch_size(batch_rows);
+    if let Some(segment) = &file.segment {
+        let groups = segment_row_groups(builder.metadata().row_groups(), segment);
+        builder = builder.with_row_groups(groups);
+    }
+    if let Some(columns) = columns {
+        let roots: Vec<usize> = columns.iter().filter_map(|c| builder.schema().index_of(c).ok()).collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        builder = builder.with_projection(mask);
+    }
+    builder.build().map_err(failed)
+}
+
+/// Every batch of `file` (its segment only, when it shares a day object).
+pub(crate) async fn read_batches(store: &Arc<dyn ObjectStore>, file: &NewFile) -> Result<Vec<RecordBatch>> {
+    let stream = open_file(store, file, 8192, None).await?;
+    stream.try_collect().await.map_err(|source| Error::ReadParquet { path: file.path.clone(), source })
 }
 
 /// Deletes an object nothing refers to (one written for a commit that did not happen); a

@@ -317,8 +317,7 @@ impl Retention {
         if expired.is_empty() {
             return Ok(DayExpiry::Nothing);
         }
-        let files =
-            RollupFiles { store: self.store.as_ref(), catalog: self.catalog.as_ref(), parquet: &self.rollup_parquet };
+        let files = RollupFiles { store: &self.store, catalog: self.catalog.as_ref(), parquet: &self.rollup_parquet };
         Ok(if files.rewrite(file.id, Vec::new(), &expired).await? { DayExpiry::Rewritten } else { DayExpiry::LostRace })
     }
 
@@ -326,7 +325,7 @@ impl Retention {
     async fn purge(&self, file: &FileRecord, rule: &HourRule, mark: String) -> Result<Purged> {
         let mut kept = Vec::new();
         let mut dropped = 0u64;
-        for batch in read_batches(self.store.as_ref(), &file.file.path).await? {
+        for batch in read_batches(&self.store, &file.file).await? {
             let keep = tenant_mask(&batch, |t| rule.keeps(t))?;
             dropped += keep.false_count() as u64;
             let rows = filter_record_batch(&batch, &keep)?;

@@ -177,7 +177,7 @@ impl RollupJob {
     }
 
     fn files(&self) -> RollupFiles<'_> {
-        RollupFiles { store: self.store.as_ref(), catalog: self.catalog.as_ref(), parquet: &self.config.parquet }
+        RollupFiles { store: &self.store, catalog: self.catalog.as_ref(), parquet: &self.config.parquet }
     }
 
     /// Merges the hours of settled days into one file per day, newest days first.

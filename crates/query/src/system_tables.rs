@@ -77,6 +77,8 @@ fn files(files: &[FileRecord]) -> Result<Arc<MemTable>> {
             Field::new("bytes", DataType::UInt64, false),
             Field::new("processor_version", DataType::Int64, true),
             Field::new("writer", DataType::Utf8, false),
+            Field::new("segment_start", DataType::UInt64, true),
+            Field::new("segment_end", DataType::UInt64, true),
         ],
         vec![
             Arc::new(Int64Array::from_iter_values(files.iter().map(|f| f.id))),
@@ -93,6 +95,8 @@ fn files(files: &[FileRecord]) -> Result<Arc<MemTable>> {
             Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.file.bytes))),
             Arc::new(files.iter().map(|f| f.file.processor_version.map(i64::from)).collect::<Int64Array>()),
             strings(files.iter().map(|f| Some(f.ingester_id.as_str()))),
+            Arc::new(files.iter().map(|f| f.file.segment.map(|s| s.start)).collect::<UInt64Array>()),
+            Arc::new(files.iter().map(|f| f.file.segment.map(|s| s.end)).collect::<UInt64Array>()),
         ],
     )
 }

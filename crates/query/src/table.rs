@@ -151,6 +151,17 @@ impl TableProvider for TenantTable {
     }
 }
 
+/// The scan's view of `file`: the whole object, or, for an hour of a day object, the byte
+/// range of its row groups (the scan reads the row groups whose first column chunk starts in
+/// it, as the jobs do).
+fn partitioned_file(file: &hourglass_catalog::NewFile) -> PartitionedFile {
+    let scanned = PartitionedFile::new(file.path.clone(), file.object_bytes());
+    match file.segment {
+        Some(segment) => scanned.with_range(segment.start as i64, segment.end as i64),
+        None => scanned,
+    }
+}
+
 /// Makes sure every file's footer *and page index* are in the metadata cache.
 ///
 /// The scan reads footers through the cache but without the page index, and then loads and
@@ -161,6 +172,9 @@ async fn warm_metadata_cache(
     cache: &Arc<FileMetadataCache>,
     files: &[PartitionedFile],
 ) -> Result<()> {
+    // The hours of a day object share its footer: fetch it once.
+    let mut seen = std::collections::HashSet::new();
+    let files: Vec<&PartitionedFile> = files.iter().filter(|f| seen.insert(&f.object_meta.location)).collect();
     for batch in files.chunks(8) {
         let mut fetches = Vec::with_capacity(batch.len());
         for file in batch {
@@ -227,7 +241,7 @@ impl TenantTable {
                 Arc::clone(&cache),
             )))
             .with_predicate(predicate);
-        let group: FileGroup = files.iter().map(|f| PartitionedFile::new(f.file.path.clone(), f.file.bytes)).collect();
+        let group: FileGroup = files.iter().map(|f| partitioned_file(&f.file)).collect();
         warm_metadata_cache(&store, &cache, group.files()).await?;
         let groups = group.split_files(state.config().target_partitions().max(1));
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))

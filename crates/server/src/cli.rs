@@ -388,6 +388,17 @@ pub struct CompactArgs {
     /// not fit at once.
     #[arg(long, env = "HOURGLASS_COMPACT_MEMORY", default_value = "256MiB")]
     pub compact_memory: ByteSize,
+    /// Whether the hours of a settled UTC day of `events` and `raw_events` are merged into one
+    /// object per shard (each hour keeps row groups of its own), so long ranges open fewer
+    /// objects.
+    #[arg(long, env = "HOURGLASS_COMPACT_MERGE_DAYS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub compact_merge_days: bool,
+    /// A day's hours are merged once the day (UTC) ended this long ago.
+    #[arg(long, env = "HOURGLASS_COMPACT_MERGE_AFTER", default_value = "2h")]
+    pub compact_merge_after: humantime::Duration,
+    /// A day's hours are merged only when their files are at most this large together.
+    #[arg(long, env = "HOURGLASS_COMPACT_MAX_DAY_BYTES", default_value = "256MiB")]
+    pub compact_max_day_bytes: ByteSize,
     /// How long replaced files stay readable before they are deleted.
     #[arg(long, env = "HOURGLASS_GARBAGE_GRACE", default_value = "10m")]
     pub garbage_grace: humantime::Duration,

@@ -20,6 +20,7 @@ pub fn file(table: TableName, path: &str, tenants: (&str, &str), times: (i64, i6
         max_time_ms: times.1,
         rows,
         bytes: rows * 10,
+        segment: None,
         processor_version: (table == TableName::Events).then_some(1),
         retention_mark: None,
     }
@@ -357,6 +358,79 @@ async fn rollup_hours_go_stale_when_their_window_gets_new_events(fx: Fixture) {
     assert_eq!(paths(cat.list_files(&rollups).await.expect("list")), ["ro/10b"]);
     let garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
     assert_eq!(garbage, ["ro/10a"]);
+}
+
+on_both_backends!(day_objects_share_a_path_and_become_garbage_with_their_last_hour);
+async fn day_objects_share_a_path_and_become_garbage_with_their_last_hour(fx: Fixture) {
+    use hourglass_catalog::{NewRollupHour, Segment};
+    let cat = fx.open().await;
+    let h = 3_600_000;
+    let ev = |path: &str, hour: i64| file(TableName::Events, path, ("a", "b"), (hour * h, hour * h + 10), 5);
+    cat.commit_persist("i", 1, &[ev("ev/10", 10), ev("ev/11", 11), ev("ev/12", 12), ev("ev/40", 40)])
+        .await
+        .expect("persist");
+    let listed = cat.list_files(&events(None, None, None)).await.expect("list").files;
+    let day: Vec<i64> = listed[..3].iter().map(|f| f.id).collect();
+    // Hour 11's rollup is fresh; hour 12's is stale (computed before the last events file).
+    let high = cat.events_high_water(0, 100).await.expect("high water");
+    let state = |hour: i64, input_file_id: i64| NewRollupHour {
+        hour,
+        input_file_id,
+        window_start_hour: hour - 1,
+        window_end_hour: hour + 1,
+        definitions: "v1".into(),
+        rows: 1,
+    };
+    let rollup_file = |path: &str, hour: i64| file(TableName::Rollups, path, ("a", "b"), (hour * h, hour * h), 1);
+    assert!(cat.commit_rollup_hour(&state(11, high), &rollup_file("ro/11", 11), None).await.expect("rollup"));
+    assert!(cat.commit_rollup_hour(&state(12, 0), &rollup_file("ro/12", 12), None).await.expect("rollup"));
+
+    let object_bytes = 400;
+    let segments: Vec<NewFile> = listed[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let start = 4 + 100 * i as u64;
+            NewFile {
+                path: "ev/day0".into(),
+                bytes: 100,
+                segment: Some(Segment { start, end: start + 100, object_bytes }),
+                ..f.file.clone()
+            }
+        })
+        .collect();
+    cat.repack_files("compactor", &day, &segments).await.expect("repack");
+    let listed = cat.list_files(&events(None, None, None)).await.expect("list").files;
+    let got: Vec<(i64, &str, Option<Segment>, u64)> =
+        listed.iter().map(|f| (f.file.hour, f.file.path.as_str(), f.file.segment, f.file.object_bytes())).collect();
+    assert_eq!(
+        got,
+        [
+            (10, "ev/day0", segments[0].segment, 400),
+            (11, "ev/day0", segments[1].segment, 400),
+            (12, "ev/day0", segments[2].segment, 400),
+            (40, "ev/40", None, 50),
+        ],
+        "one file per hour, sharing the object"
+    );
+    let fresh: Vec<(i64, bool)> =
+        cat.rollup_hours(0, 100).await.expect("hours").iter().map(|r| (r.hour, r.fresh)).collect();
+    assert_eq!(fresh, [(11, true), (12, false)], "a repack keeps fresh hours fresh and stale ones stale");
+    let mut garbage = cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage");
+    garbage.sort();
+    assert_eq!(garbage, ["ev/10", "ev/11", "ev/12"]);
+    cat.forget_garbage(&garbage).await.expect("forget");
+    assert!(cat.repack_files("compactor", &day, &segments).await.is_err(), "the hour files are gone");
+
+    // The object is garbage only once its last hour leaves.
+    let ids: Vec<i64> = listed[..3].iter().map(|f| f.id).collect();
+    assert_eq!(cat.expire_files(&ids[..2]).await.expect("expire"), 2);
+    assert!(cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage").is_empty());
+    cat.replace_files("compactor", &ids[2..], &[ev("ev/12b", 12)]).await.expect("replace");
+    assert_eq!(
+        cat.garbage_older_than(Duration::ZERO, Duration::from_secs(30), 10).await.expect("garbage"),
+        ["ev/day0"]
+    );
 }
 
 on_both_backends!(rollup_hours_merge_into_one_file_and_leave_it_hour_by_hour);

@@ -43,7 +43,7 @@ pub(crate) struct PendingHour {
 /// Writes and swaps rollup files: what the rollup job and retention share.
 pub(crate) struct RollupFiles<'a> {
     /// Where rollup objects live.
-    pub store: &'a dyn ObjectStore,
+    pub store: &'a Arc<dyn ObjectStore>,
     /// Where their hours are recorded.
     pub catalog: &'a dyn Catalog,
     /// How rollup files are written.
@@ -62,12 +62,12 @@ impl RollupFiles<'_> {
         commit: &RollupCommit,
     ) -> Result<bool> {
         let key = PartitionKey { table: TableName::Rollups, hour: first_hour, shard: 0 };
-        let written = write_partition_file(self.store, key, generation, batch, self.parquet, None).await?;
+        let written = write_partition_file(self.store.as_ref(), key, generation, batch, self.parquet, None).await?;
         let file = written.ok_or(Error::Shape("a rollup file with no rows"))?;
         if self.catalog.commit_rollups(commit, &file).await? {
             Ok(true)
         } else {
-            delete_quietly(self.store, &file.path).await;
+            delete_quietly(self.store.as_ref(), &file.path).await;
             Ok(false)
         }
     }
@@ -107,7 +107,7 @@ impl RollupFiles<'_> {
             states.iter().filter(|s| s.file_id == file_id && !changed.contains(&s.hour)).map(|s| s.hour).collect();
         // New rows first: their schema is this build's, and carried rows are cast to it.
         let mut batches: Vec<RecordBatch> = computed.iter().filter_map(|p| p.rows.clone()).collect();
-        batches.extend(rows_in_hours(read_batches(self.store, &file.file.path).await?, &carried)?);
+        batches.extend(rows_in_hours(read_batches(self.store, &file.file).await?, &carried)?);
         let generation = computed
             .iter()
             .map(|p| u64::try_from(p.state.input_file_id).unwrap_or(0))
@@ -145,7 +145,7 @@ impl RollupFiles<'_> {
         for (id, hours) in &hours_of {
             let Some(f) = files.get(id) else { return Ok(false) };
             generation = generation.max(f.file.generation);
-            batches.extend(rows_in_hours(read_batches(self.store, &f.file.path).await?, hours)?);
+            batches.extend(rows_in_hours(read_batches(self.store, &f.file).await?, hours)?);
         }
         let batch = concat(&batches)?;
         drop(batches);

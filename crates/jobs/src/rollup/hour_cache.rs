@@ -8,18 +8,16 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array}
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::Schema;
 use async_trait::async_trait;
-use bytes::Bytes;
-use hourglass_catalog::{Catalog, FileFilter};
+use futures::TryStreamExt;
+use hourglass_catalog::{Catalog, FileFilter, NewFile};
 use hourglass_report::dataset::EventSource;
 use hourglass_report::time::TimeRange;
 use hourglass_types::TableName;
 use hourglass_types::schema::{self, col};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use object_store::ObjectStore;
 use tokio::sync::Mutex;
 
+use crate::objects::open_file;
 use crate::{Error, Result};
 
 const HOUR_MS: i64 = 3_600_000;
@@ -84,25 +82,20 @@ impl HourCache {
         let listing = self.catalog.list_files(&filter).await?;
         let mut batches = Vec::new();
         for f in listing.files.iter().filter(|f| f.file.hour == hour) {
-            batches.extend(self.read(&f.file.path).await?);
+            batches.extend(self.read(&f.file).await?);
         }
         let indexed = Arc::new(Hour::index(batches)?);
         hours.insert(hour, Arc::clone(&indexed));
         Ok(indexed)
     }
 
-    async fn read(&self, path: &str) -> Result<Vec<RecordBatch>> {
-        let object = |source| Error::Object { path: path.to_string(), source };
-        let bytes: Bytes = self.store.get(&Path::from(path)).await.map_err(object)?.bytes().await.map_err(object)?;
-        let parquet = |source| Error::ReadParquet { path: path.to_string(), source };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet)?;
-        let roots: Vec<usize> = self.columns.iter().filter_map(|c| builder.schema().index_of(c).ok()).collect();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder.with_projection(mask).build().map_err(parquet)?;
+    async fn read(&self, file: &NewFile) -> Result<Vec<RecordBatch>> {
+        let stream = open_file(&self.store, file, 8192, Some(self.columns.as_slice())).await?;
+        let read: Vec<RecordBatch> =
+            stream.try_collect().await.map_err(|source| Error::ReadParquet { path: file.path.clone(), source })?;
         let events = schema::events();
         let mut out = Vec::new();
-        for batch in reader {
-            let batch = batch?;
+        for batch in read {
             // Files written before a column existed lack it: it reads as nulls, as in queries.
             let mut fields = Vec::with_capacity(self.columns.len());
             let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());

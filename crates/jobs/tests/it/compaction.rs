@@ -76,7 +76,8 @@ async fn merges_dedupes_and_collects_garbage(store: Arc<dyn ObjectStore>, catalo
             duplicates_dropped: 1,
             lost_races: 0,
             garbage_deleted: 0,
-            orphans_queued: 0
+            orphans_queued: 0,
+            days_merged: 0,
         }
     );
     let files = raw_files(catalog.as_ref()).await;

@@ -1,4 +1,4 @@
-//! The compactor, retention, rollup day files and the orphan sweep over an in-memory store and
+//! The compactor, day objects, retention, rollup day files and the orphan sweep over an in-memory store and
 //! catalog, and over a real S3-protocol server and PostgreSQL.
 
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use hourglass_testkit::{PgDatabase, S3Server};
 use object_store::ObjectStore;
 
 mod compaction;
+mod day_objects;
 mod orphans;
 mod retention;
 mod rollup_days;

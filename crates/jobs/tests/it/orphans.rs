@@ -52,6 +52,7 @@ async fn sweeps_only_what_was_never_committed(store: Arc<dyn ObjectStore>, catal
         orphan_age,
         garbage_grace: Duration::ZERO,
         min_age: Duration::from_secs(3600 * 24 * 365 * 100),
+        merge_days_after: None,
         ..CompactorConfig::default()
     };
     let clock = Arc::new(MockClock::new(NOW_MS));

@@ -203,6 +203,7 @@ async fn drops_exactly_the_expired_data(store: Arc<dyn ObjectStore>, catalog: Ar
     let gc = CompactorConfig {
         garbage_grace: Duration::ZERO,
         min_age: Duration::from_secs(3600 * 24 * 365),
+        merge_days_after: None,
         ..CompactorConfig::default()
     };
     let compactor = Compactor::new(gc, Arc::clone(&store), Arc::clone(&catalog), Arc::new(clock));
