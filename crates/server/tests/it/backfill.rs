@@ -17,15 +17,25 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 
 /// Flags of a server whose compaction and rollup jobs run once at start and not again during
-/// the test, so that the files a test compares are the ones it wrote (reports read the hours
-/// from events, with the same numbers); ingest derives with version 3 until the test restarts
-/// it with the newest.
+/// the test, and that merges no days into day objects, so that the files a test compares are
+/// the ones it wrote (reports read the hours from events, with the same numbers); ingest
+/// derives with version 3 until the test restarts it with the newest.
 fn old_server() -> TestServer {
-    let args: Vec<String> =
-        ["--max-past", "40days", "--compact-interval", "1h", "--rollup-interval", "1h", "--backfill-interval", "100ms"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let args: Vec<String> = [
+        "--max-past",
+        "40days",
+        "--compact-interval",
+        "1h",
+        "--compact-merge-days",
+        "false",
+        "--rollup-interval",
+        "1h",
+        "--backfill-interval",
+        "100ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     TestServer::start_with(&args, &[("HOURGLASS_PROCESSOR_VERSION".to_string(), "3".to_string())])
 }
 
