@@ -290,7 +290,8 @@ pub(crate) async fn run(binary: &Path, options: &Options) -> anyhow::Result<()> 
     // Rollups, events and raw events first stay in hour files; the day files are measured
     // after them, same data.
     let hour_files = ["--rollup-interval", "1s", "--rollup-merge-days", "false", "--compact-merge-days", "false"];
-    let day_files = ["--rollup-interval", "1s"];
+    // The data was just written: no quiet period before its days merge.
+    let day_files = ["--rollup-interval", "1s", "--compact-merge-after", "0s"];
     let mut server = Server::start_on(binary, &data_dir, &hour_files)?;
     let admin = server.admin();
     let largest = tenant_id(0);

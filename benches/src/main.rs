@@ -67,11 +67,13 @@ struct Args {
     /// Run the dashboard benchmark instead: generate a data set as persisted partitions
     /// (--events over --days for --tenants Zipf-skewed tenants), let `hourglass serve` roll it
     /// up, then time the 15 reports of a dashboard over 30 days for the largest and a median
-    /// tenant, cold and warm, against the same reports from events only and equivalent SQL.
+    /// tenant, cold and warm, against the same reports from events only and equivalent SQL;
+    /// first with hour files of rollups and events, then with day files and day objects.
     #[arg(long)]
     dashboard: bool,
-    /// Run the jobs benchmark instead, in process: compaction and backfill throughput, peak
-    /// memory and bytes per event before and after compaction, over a data set generated like
+    /// Run the jobs benchmark instead, in process: compaction, day-object merge and backfill
+    /// throughput, peak memory, and bytes per event before and after compaction and in day
+    /// objects, over a data set generated like
     /// the dashboard's (--events over --days for --dashboard-tenants tenants), --runs times.
     #[arg(long)]
     jobs: bool,

@@ -259,6 +259,8 @@ pub struct FileRecord {
     pub ingester_id: String,
     /// The WAL position the file's events came from (at most).
     pub wal_through: u64,
+    /// When the file was recorded, epoch ms (by the clock of the process that recorded it).
+    pub created_at_ms: i64,
 }
 
 /// Which files a query needs.
@@ -429,7 +431,8 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<()>;
 
     /// Removes the files with ids `removed` and records `added` (written by `writer`) in one
-    /// transaction; the removed objects are queued as garbage. Fails with
+    /// transaction; the removed objects no other file names (a day object keeps its other
+    /// hours) are queued as garbage. Fails with
     /// [`Error::FilesGone`] and changes nothing if any file to remove is already gone.
     async fn replace_files(&self, writer: &str, removed: &[i64], added: &[NewFile]) -> Result<()>;
 
@@ -533,7 +536,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn mark_retention(&self, ids: &[i64], mark: &str) -> Result<()>;
 
     /// Removes files `ids` whose retention has passed, with the rollup hours they hold, and
-    /// queues their objects as garbage; advances the retention epoch when any was removed.
+    /// queues their objects as garbage once no other file names them; advances the retention epoch when any was removed.
     /// Files already gone are skipped. Returns how many were removed.
     async fn expire_files(&self, ids: &[i64]) -> Result<u64>;
 

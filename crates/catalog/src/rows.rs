@@ -10,7 +10,8 @@ use crate::{Error, FileRecord, NewFile, NodeInfo, NodeRecord, Result, Segment};
 macro_rules! file_columns {
     () => {
         "id, table_name, hour, shard, generation, path, min_tenant, max_tenant, min_time, max_time, rows, bytes, \
-         processor_version, retention_mark, ingester_id, wal_through, segment_start, segment_end, object_bytes"
+         processor_version, retention_mark, ingester_id, wal_through, created_at, segment_start, segment_end, \
+         object_bytes"
     };
 }
 pub(crate) use file_columns;
@@ -67,6 +68,7 @@ pub(crate) fn file_from_row(row: &AnyRow) -> Result<FileRecord> {
         },
         ingester_id: text("ingester_id")?,
         wal_through: non_negative("wal position", int("wal_through")?)?,
+        created_at_ms: int("created_at")?,
     })
 }
 

@@ -378,7 +378,9 @@ impl Catalog for SqlCatalog {
             _ => Vec::new(),
         };
         let ids = swap_files(&mut tx, writer, removed, added).await?;
-        // The new files are the only events files newer than a fresh hour's input now.
+        // The new files are the only events files newer than a fresh hour's input now. On
+        // PostgreSQL an events file committed meanwhile with a lower id would be hidden, the
+        // race every comparison of ids has under READ COMMITTED (see `events_high_water`).
         if let Some(newest) =
             ids.iter().zip(added).filter(|(_, f)| f.table == TableName::Events).map(|(id, _)| *id).max()
         {
@@ -1003,7 +1005,8 @@ async fn swap_files(
 async fn queue_garbage(tx: &mut Transaction<'static, Any>, path: &str, now: i64) -> Result<()> {
     sqlx::query(
         "INSERT INTO garbage (path, removed_at) SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM files WHERE path = $1) \
-         ON CONFLICT (path) DO UPDATE SET removed_at = excluded.removed_at",
+         ON CONFLICT (path) DO UPDATE SET removed_at = \
+           CASE WHEN excluded.removed_at > garbage.removed_at THEN excluded.removed_at ELSE garbage.removed_at END",
     )
     .bind(path)
     .bind(now)

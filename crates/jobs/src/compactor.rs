@@ -12,7 +12,7 @@ use hourglass_types::{Clock, PartitionKey, TableName};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::day_objects::{DayToMerge, days_to_merge, write_day};
+use crate::day_objects::{DayRule, DayToMerge, days_to_merge, write_day};
 use crate::merge_stream::{MergeShape, UPLOAD_PART_BYTES, merge_files};
 use crate::objects::delete_quietly;
 use crate::{Error, Result};
@@ -54,6 +54,9 @@ pub struct CompactorConfig {
     pub merge_days_after: Option<Duration>,
     /// A day's hours are merged only when their files are at most this large together.
     pub max_day_bytes: u64,
+    /// Most days of each table merged in one pass, newest first (a first start on a long
+    /// history merges it over several passes, with hour merges and garbage collection between).
+    pub days_per_pass: usize,
 }
 
 impl Default for CompactorConfig {
@@ -70,6 +73,7 @@ impl Default for CompactorConfig {
             orphan_age: Duration::from_secs(24 * 3600),
             merge_days_after: Some(Duration::from_secs(2 * 3600)),
             max_day_bytes: 256 * 1024 * 1024,
+            days_per_pass: 16,
         }
     }
 }
@@ -140,8 +144,14 @@ impl Compactor {
             // down to one file, which no hour merge below touches.
             let days = match self.config.merge_days_after {
                 Some(after) => {
-                    let settled_before_hour = (self.clock.now_ms() - after.as_millis() as i64).div_euclid(HOUR_MS);
-                    days_to_merge(&listing.files, settled_before_hour, self.config.max_day_bytes)
+                    let quiet_since_ms = self.clock.now_ms() - after.as_millis() as i64;
+                    let rule = DayRule {
+                        settled_before_hour: quiet_since_ms.div_euclid(HOUR_MS),
+                        quiet_since_ms,
+                        max_bytes: self.config.max_day_bytes,
+                        limit: self.config.days_per_pass,
+                    };
+                    days_to_merge(&listing.files, rule)
                 }
                 None => Vec::new(),
             };
@@ -156,7 +166,17 @@ impl Compactor {
                 self.merge(PartitionKey { table, hour, shard }, generation, picked, shape, &mut report).await?;
             }
             for day in days {
-                self.merge_day(&day, &mut report).await?;
+                // One day that fails (an object gone meanwhile, a store error) must not hold
+                // back the other days and garbage collection; the next pass tries it again.
+                if let Err(e) = self.merge_day(&day, &mut report).await {
+                    tracing::warn!(
+                        table = day.key.table.as_str(),
+                        day = day.key.hour / 24,
+                        shard = day.key.shard,
+                        error = %hourglass_types::error::display_chain(&e),
+                        "merging a day's hours failed"
+                    );
+                }
             }
         }
         if self.sweep_due() {

@@ -393,7 +393,8 @@ pub struct CompactArgs {
     /// objects.
     #[arg(long, env = "HOURGLASS_COMPACT_MERGE_DAYS", default_value_t = true, action = clap::ArgAction::Set)]
     pub compact_merge_days: bool,
-    /// A day's hours are merged once the day (UTC) ended this long ago.
+    /// A day's hours are merged once the day (UTC) ended this long ago and none of its files
+    /// changed for as long.
     #[arg(long, env = "HOURGLASS_COMPACT_MERGE_AFTER", default_value = "2h")]
     pub compact_merge_after: humantime::Duration,
     /// A day's hours are merged only when their files are at most this large together.

@@ -444,6 +444,7 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             orphan_age: *args.orphan_age,
             merge_days_after: args.compact_merge_days.then_some(*args.compact_merge_after),
             max_day_bytes: args.compact_max_day_bytes.as_u64(),
+            ..CompactorConfig::default()
         };
         let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(SystemClock));
         let interval = *args.compact_interval;

@@ -1,6 +1,7 @@
 //! Settled days: the hours of `events` and `raw_events` merge into one object per (table, day,
 //! shard), each hour keeping a file of its own that names the row groups holding its rows. Late
-//! events take one hour out of the object and the day merges again; garbage collection deletes
+//! events take one hour out of the object and, once its new file is quiet, the day merges
+//! again; garbage collection deletes
 //! a day object only once no hour refers to it.
 
 use std::collections::BTreeSet;
@@ -19,7 +20,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::retention::{DAY_MS, HOUR_MS, NOW_MS, put};
+use crate::retention::{DAY_MS, HOUR_MS, put};
 
 async fn files(catalog: &dyn Catalog, table: TableName) -> Vec<FileRecord> {
     let filter = FileFilter { table, tenant: None, min_time_ms: None, max_time_ms: None };
@@ -84,27 +85,38 @@ async fn check_layout(store: &dyn ObjectStore, hours: &[FileRecord]) {
     assert_eq!(claimed.len(), groups.len(), "every row group is an hour's");
 }
 
+/// Now by the system clock, which stamps the files the catalog records.
+fn system_now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    i64::try_from(since.as_millis()).expect("ms fit")
+}
+
 async fn settled_days_merge_hour_by_hour(store: Arc<dyn ObjectStore>, catalog: Arc<dyn Catalog>) {
     let (s, c) = (store.as_ref(), catalog.as_ref());
     let tenants = ["alpha", "shop"];
+    let real_now = system_now_ms();
     // Three hours of a day that ended three days ago, in both tables, one object each...
-    let day = (NOW_MS / DAY_MS - 3) * 24;
+    let day = (real_now / DAY_MS - 3) * 24;
     let hours = [day + 1, day + 2, day + 7];
     for table in TableName::INGESTED {
         for hour in hours {
             c.replace_files("test", &[], &[put(s, table, hour, &tenants).await]).await.expect("record");
         }
     }
-    // ...and two hours of yesterday, which ended half an hour ago: not settled yet.
-    let yesterday = [NOW_MS / HOUR_MS - 3, NOW_MS / HOUR_MS - 1];
-    for hour in yesterday {
+    // ...and two hours of tomorrow, which has not ended.
+    let tomorrow = (real_now / DAY_MS + 1) * 24;
+    for hour in [tomorrow + 1, tomorrow + 3] {
         c.replace_files("test", &[], &[put(s, TableName::Events, hour, &tenants).await]).await.expect("record");
     }
     let before: Vec<String> = files(c, TableName::Events).await.into_iter().map(|f| f.file.path).collect();
 
-    let clock = MockClock::new(NOW_MS);
+    // The compactor's clock is 2 h (the default quiet period) past the moment after the files
+    // were recorded: they are quiet, and any file recorded from now on is not.
+    let recorded = system_now_ms();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let clock = MockClock::new(recorded + 2 * HOUR_MS);
     let config = CompactorConfig { garbage_grace: Duration::ZERO, ..CompactorConfig::default() };
-    let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(clock));
+    let compactor = Compactor::new(config, Arc::clone(&store), Arc::clone(&catalog), Arc::new(clock.clone()));
     let report = compactor.run_once().await.expect("pass");
     assert_eq!((report.days_merged, report.merged), (2, 0), "{report:?}");
     assert_eq!(report.garbage_deleted, 6, "the six hour objects");
@@ -119,7 +131,7 @@ async fn settled_days_merge_hour_by_hour(store: Arc<dyn ObjectStore>, catalog: A
     assert_eq!(
         events.iter().filter(|f| f.file.hour > day + 24).map(|f| &f.file.path).collect::<Vec<_>>(),
         before[3..].iter().collect::<Vec<_>>(),
-        "yesterday is not merged yet"
+        "tomorrow is not merged"
     );
     for path in &before[..3] {
         assert!(!exists(s, path).await, "a merged hour's own object is collected");
@@ -137,7 +149,9 @@ async fn settled_days_merge_hour_by_hour(store: Arc<dyn ObjectStore>, catalog: A
     assert_eq!((second.file.rows, second.file.segment), (9, None), "the hour's six rows and the three late ones");
     assert!(exists(s, &first_object).await, "the day object still holds two hours");
 
-    // The next pass merges the day again; the first day object then goes.
+    // The day merges again once its new file is quiet too; the first day object then goes.
+    assert_eq!(compactor.run_once().await.expect("pass").days_merged, 0, "the hour's file just changed");
+    clock.set(system_now_ms() + 2 * HOUR_MS + 1);
     let report = compactor.run_once().await.expect("pass");
     assert_eq!(report.days_merged, 1, "{report:?}");
     let events = files(c, TableName::Events).await;

@@ -130,7 +130,17 @@ async fn a_settled_day_merges_into_one_object_that_queries_read_hour_by_hour() {
     let (files, segments, _, _) = layout(&admin, "events", day, day + DAY).await;
     assert!(files >= 4 && segments == 0, "an object per hour to begin with ({files} files, {segments} segments)");
 
-    let merging = ["--max-past", "5days", "--compact-interval", "200ms", "--rollup-interval", "1h"];
+    // No quiet period: the late event's hour merges back as soon as it is compacted.
+    let merging = [
+        "--max-past",
+        "5days",
+        "--compact-interval",
+        "200ms",
+        "--compact-merge-after",
+        "0s",
+        "--rollup-interval",
+        "1h",
+    ];
     server.restart_as(&merging);
     let admin = server.admin();
     let (writer, reader) = (admin.with_token(&shop.write_key), admin.with_token(&shop.read_token));
