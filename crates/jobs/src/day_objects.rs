@@ -21,15 +21,13 @@ use futures::StreamExt;
 use hourglass_catalog::{FileRecord, NewFile, Segment};
 use hourglass_storage::{ParquetOptions, writer_properties};
 use hourglass_types::PartitionKey;
+use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 
 use crate::compactor::{conform, merged_schema};
-use crate::merge_stream::UPLOAD_PART_BYTES;
-use crate::objects::{StoredFile, delete_quietly, open_file};
+use crate::objects::{StoredFile, Upload, open_file};
 use crate::{Error, Result};
 
 /// Rows decoded from an hour at a time while it is copied.
@@ -107,38 +105,19 @@ pub(crate) async fn write_day(
     let schemas: Vec<SchemaRef> = streams.iter().map(|s| Arc::clone(s.schema())).collect();
     let schema = merged_schema(table_schema, &schemas);
     let generation = day.hours.iter().map(|f| f.file.generation).max().unwrap_or(1);
-    let path = day.key.file_key(generation, &uuid::Uuid::new_v4().to_string());
-    let object = Path::from(path.as_str());
-    let props = writer_properties(&schema, parquet)?;
-    let sink = BufWriter::with_capacity(Arc::clone(store), object.clone(), UPLOAD_PART_BYTES).with_max_concurrency(1);
-    let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
-        .map_err(|source| Error::WriteParquet { path: path.clone(), source })?;
+    let mut upload = Upload::start(store, day.key, generation, &schema, writer_properties(&schema, parquet)?)?;
     let mut ranges = Vec::with_capacity(streams.len());
     let mut copied = Ok(());
     for (f, mut stream) in day.hours.iter().zip(streams) {
-        let start = writer.bytes_written() as u64;
-        copied = copy_hour(&mut writer, &mut stream, &schema, f, &path).await;
+        let start = upload.writer.bytes_written() as u64;
+        copied = copy_hour(&mut upload.writer, &mut stream, &schema, f, &upload.path).await;
         if copied.is_err() {
             break;
         }
-        ranges.push((start, writer.bytes_written() as u64));
+        ranges.push((start, upload.writer.bytes_written() as u64));
     }
-    if let Err(e) = copied {
-        drop(writer);
-        delete_quietly(store.as_ref(), &path).await;
-        return Err(e);
-    }
-    if let Err(source) = writer.close().await {
-        delete_quietly(store.as_ref(), &path).await;
-        return Err(Error::WriteParquet { path, source });
-    }
-    let object_bytes = match store.head(&object).await {
-        Ok(meta) => meta.size,
-        Err(source) => {
-            delete_quietly(store.as_ref(), &path).await;
-            return Err(Error::Object { path, source });
-        }
-    };
+    let path = upload.path.clone();
+    let ((), object_bytes) = upload.finish(store.as_ref(), copied).await?;
     Ok(day
         .hours
         .iter()

@@ -17,14 +17,13 @@ use hourglass_storage::{FileStats, ParquetOptions, writer_properties};
 use hourglass_types::PartitionKey;
 use hourglass_types::schema::col;
 use object_store::buffered::BufWriter;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 
 use crate::compactor::{conform, merged_schema};
 use crate::dedupe::SeenEvents;
-use crate::objects::{StoredFile, delete_quietly, open_file};
+use crate::objects::{StoredFile, Upload, delete_quietly, open_file};
 use crate::{Error, Result};
 
 /// Rows decoded from an input at a time: small, so that k inputs hold little.
@@ -219,32 +218,16 @@ pub(crate) async fn merge_files(
         .clamp(16 * 1024, parquet.dictionary_page_bytes);
     let options = ParquetOptions { row_group_rows, dictionary_page_bytes, ..parquet.clone() };
     let props = writer_properties(&schema, &options)?;
-    let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
-    let object = Path::from(path.as_str());
-    let sink = BufWriter::with_capacity(Arc::clone(store), object.clone(), UPLOAD_PART_BYTES).with_max_concurrency(1);
-    let writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props))
-        .map_err(|source| Error::WriteParquet { path: path.clone(), source })?;
+    let Upload { path, writer } = Upload::start(store, key, generation, &schema, props)?;
     let mut merge =
         Merge { writer, dedupe: SeenEvents::tenant_by_tenant(), stats: Stats::default(), duplicates: 0, path };
     let outcome = merge.run(&mut cursors, &schema, out_rows).await;
     let Merge { writer, stats, duplicates, path, .. } = merge;
-    let rows_in = match outcome {
-        Ok(rows_in) => rows_in,
-        Err(e) => {
-            drop(writer);
-            delete_quietly(store.as_ref(), &path).await;
-            return Err(e);
-        }
-    };
-    if let Err(source) = writer.close().await {
-        delete_quietly(store.as_ref(), &path).await;
-        return Err(Error::WriteParquet { path, source });
-    }
+    let (rows_in, bytes) = Upload { path: path.clone(), writer }.finish(store.as_ref(), outcome).await?;
     let (Some(min_tenant), Some(max_tenant)) = (stats.min_tenant, stats.max_tenant) else {
         delete_quietly(store.as_ref(), &path).await;
         return Ok(Merged { file: None, rows_in, duplicates });
     };
-    let bytes = store.head(&object).await.map_err(|source| Error::Object { path: path.clone(), source })?.size;
     let stats = FileStats {
         min_tenant,
         max_tenant,

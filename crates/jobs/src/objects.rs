@@ -4,20 +4,25 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
 use hourglass_catalog::{NewFile, Segment};
 use hourglass_storage::{ParquetOptions, encode_parquet, sort_for_parquet};
 use hourglass_types::PartitionKey;
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::async_writer::AsyncArrowWriter;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
+use parquet::file::properties::WriterProperties;
 
+use crate::merge_stream::UPLOAD_PART_BYTES;
 use crate::{Error, Result};
 
 /// A stored Parquet object of known size, read by ranges as a stream needs them.
@@ -97,6 +102,58 @@ pub(crate) async fn open_file(
 pub(crate) async fn read_batches(store: &Arc<dyn ObjectStore>, file: &NewFile) -> Result<Vec<RecordBatch>> {
     let stream = open_file(store, file, 8192, None).await?;
     stream.try_collect().await.map_err(|source| Error::ReadParquet { path: file.path.clone(), source })
+}
+
+/// A Parquet object being written to the store in parts (the smallest S3 takes, one filling
+/// and one uploading); deleted again whenever it is not finished.
+pub(crate) struct Upload {
+    /// Its key.
+    pub path: String,
+    /// The writer filling it.
+    pub writer: AsyncArrowWriter<BufWriter>,
+}
+
+impl Upload {
+    /// Starts a new object of `key` and `generation` with rows of `schema`.
+    pub(crate) fn start(
+        store: &Arc<dyn ObjectStore>,
+        key: PartitionKey,
+        generation: u64,
+        schema: &SchemaRef,
+        props: WriterProperties,
+    ) -> Result<Self> {
+        let path = key.file_key(generation, &uuid::Uuid::new_v4().to_string());
+        let sink = BufWriter::with_capacity(Arc::clone(store), Path::from(path.as_str()), UPLOAD_PART_BYTES)
+            .with_max_concurrency(1);
+        let writer = AsyncArrowWriter::try_new(sink, Arc::clone(schema), Some(props))
+            .map_err(|source| Error::WriteParquet { path: path.clone(), source })?;
+        Ok(Self { path, writer })
+    }
+
+    /// Closes the object after `written` (how filling it went) and returns its size; when
+    /// filling, closing or sizing it failed, deletes it and returns the error.
+    pub(crate) async fn finish<T>(self, store: &dyn ObjectStore, written: Result<T>) -> Result<(T, u64)> {
+        let Self { path, writer } = self;
+        let value = match written {
+            Ok(value) => value,
+            Err(e) => {
+                drop(writer);
+                delete_quietly(store, &path).await;
+                return Err(e);
+            }
+        };
+        if let Err(source) = writer.close().await {
+            delete_quietly(store, &path).await;
+            return Err(Error::WriteParquet { path, source });
+        }
+        match store.head(&Path::from(path.as_str())).await {
+            Ok(meta) => Ok((value, meta.size)),
+            Err(source) => {
+                delete_quietly(store, &path).await;
+                Err(Error::Object { path, source })
+            }
+        }
+    }
 }
 
 /// Deletes an object nothing refers to (one written for a commit that did not happen); a
