@@ -16,8 +16,8 @@ use hourglass_catalog::{FileRecord, NewFile};
 use hourglass_storage::{FileStats, ParquetOptions, writer_properties};
 use hourglass_types::PartitionKey;
 use hourglass_types::schema::col;
-use object_store::buffered::BufWriter;
 use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
 use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::async_writer::AsyncArrowWriter;
 
