@@ -17,6 +17,8 @@
 //! - `POST /api/v1/query` (read token) runs SQL; JSON, CSV or Arrow IPC by `Accept`
 //! - `POST /api/v1/report`, `POST /api/v1/report/realtime`, `GET /api/v1/metadata` (read
 //!   token): the dashboard's report API
+//! - `GET /`, `GET /sql`, `GET /ui/{file}`: the web dashboard and SQL explorer (module `ui`),
+//!   which sign in with a read token and use only the APIs above
 
 mod auth;
 mod backfills;
@@ -32,6 +34,7 @@ mod report;
 mod ring;
 mod startup;
 mod tenant_settings;
+mod ui;
 
 use std::sync::Arc;
 
@@ -135,6 +138,9 @@ impl Gateway {
     /// The HTTP routes.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
+            .route("/", get(ui::page))
+            .route("/sql", get(ui::page))
+            .route("/ui/{file}", get(ui::asset))
             .route("/health", get(handlers::health))
             .route("/ready", get(handlers::ready))
             .route("/metrics", get(handlers::metrics))

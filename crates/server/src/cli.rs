@@ -18,6 +18,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs every role in one process on embedded defaults (local directory, SQLite catalog).
     Serve(Box<ServeArgs>),
+    /// Runs `serve` with a demo tenant filled with a month of generated web traffic (and live
+    /// visits while it runs); prints the dashboard's address and the tenant's read token.
+    Demo(Box<DemoServeArgs>),
     /// Runs the ingester role: validates, buffers and persists events; serves its buffer to
     /// queriers over Arrow Flight.
     Ingester(Box<IngesterArgs>),
@@ -315,6 +318,33 @@ pub struct ServeArgs {
     pub query: QueryEngineArgs,
     #[command(flatten)]
     pub compact: CompactArgs,
+}
+
+/// `hourglass demo`: the flags of `serve` and of the demo traffic.
+#[derive(Debug, Args)]
+pub struct DemoServeArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub demo: DemoArgs,
+}
+
+/// The demo tenant's generated traffic.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Days of past traffic to generate (at most 30: the events API takes events up to 31
+    /// days old).
+    #[arg(long, env = "HOURGLASS_DEMO_DAYS", default_value_t = 30)]
+    pub demo_days: u32,
+    /// Average visits a day (weekends are quieter, the month grows by a quarter).
+    #[arg(long, env = "HOURGLASS_DEMO_VISITS_PER_DAY", default_value_t = 1500)]
+    pub demo_visits_per_day: u32,
+    /// Whether live visits keep arriving while the demo runs (the dashboard's "visitors now").
+    #[arg(long, env = "HOURGLASS_DEMO_LIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo_live: bool,
+    /// Seed of the generated traffic: the same seed makes the same visits.
+    #[arg(long, env = "HOURGLASS_DEMO_SEED", default_value_t = 2026)]
+    pub demo_seed: u64,
 }
 
 #[derive(Debug, Args)]

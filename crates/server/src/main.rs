@@ -3,6 +3,8 @@
 mod backfill_command;
 mod cli;
 mod commands;
+mod demo;
+mod demo_traffic;
 mod node;
 mod progress;
 
@@ -25,18 +27,10 @@ fn init_logging(format: LogFormat) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => {
+        Command::Serve(args) => node_main(serve_plan(*args)),
+        Command::Demo(args) => {
             let args = *args;
-            let plan = node::Plan::new(args.node);
-            node_main(node::Plan {
-                ingester: Some((args.ingest, None)),
-                querier: Some(args.query),
-                compactor: Some(args.compact),
-                flight_sql: Some(args.sql.grpc_addr),
-                postgres: Some(args.sql.pg_addr),
-                standalone: true,
-                ..plan
-            })
+            node_main(node::Plan { demo: Some(args.demo), ..serve_plan(args.serve) })
         }
         Command::Ingester(args) => {
             let args = *args;
@@ -71,6 +65,20 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `serve`: every role in one process.
+fn serve_plan(args: cli::ServeArgs) -> node::Plan {
+    let plan = node::Plan::new(args.node);
+    node::Plan {
+        ingester: Some((args.ingest, None)),
+        querier: Some(args.query),
+        compactor: Some(args.compact),
+        flight_sql: Some(args.sql.grpc_addr),
+        postgres: Some(args.sql.pg_addr),
+        standalone: true,
+        ..plan
     }
 }
 

@@ -26,7 +26,9 @@ use hourglass_types::settings::RetentionDays;
 use hourglass_types::{ErrorKind, SystemClock, TableName, TenantId};
 use object_store::ObjectStore;
 
-use crate::cli::{CompactArgs, ForwardArgs, IngestArgs, NodeArgs, ObjectStoreKind, QueryEngineArgs, StorageArgs};
+use crate::cli::{
+    CompactArgs, DemoArgs, ForwardArgs, IngestArgs, NodeArgs, ObjectStoreKind, QueryEngineArgs, StorageArgs,
+};
 
 /// Hands the in-process ingester's buffer to the querier.
 /// Hands the in-process ingester's buffer to a querier (in process, or over Flight). Until
@@ -187,6 +189,8 @@ pub struct Plan {
     pub postgres: Option<SocketAddr>,
     /// `hourglass serve`: every role in one process, the only process on its catalog.
     pub standalone: bool,
+    /// `hourglass demo`: fill a demo tenant with generated traffic once ready.
+    pub demo: Option<DemoArgs>,
 }
 
 impl Plan {
@@ -201,6 +205,7 @@ impl Plan {
             flight_sql: None,
             postgres: None,
             standalone: false,
+            demo: None,
         }
     }
 
@@ -576,9 +581,26 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
     }
     readiness.set(Condition::Starting, false);
     println!("hourglass ready");
+    let demo = match (&plan.demo, &ingester) {
+        (Some(args), Some(ingester)) => {
+            let web = url(&advertised_host(node, http_addr), http_addr.port());
+            let work =
+                crate::demo::run(args.clone(), Arc::clone(&catalog), Arc::clone(ingester), node.data_dir.clone(), web);
+            Some(tokio::spawn(async move {
+                if let Err(e) = work.await {
+                    tracing::error!(error = %format!("{e:#}"), "demo traffic failed");
+                    eprintln!("demo failed: {e:#}");
+                }
+            }))
+        }
+        _ => None,
+    };
 
     server.await.context("HTTP server task")??;
     monitor.abort();
+    if let Some(task) = demo {
+        task.abort();
+    }
     if let Some(ingester) = &ingester {
         tracing::info!("persisting the buffer");
         match tokio::time::timeout(Duration::from_secs(120), ingester.shutdown()).await {

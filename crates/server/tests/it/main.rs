@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod collection;
 mod compaction;
+mod dashboard;
 mod durability;
 mod flight_sql;
 mod governance;

@@ -48,7 +48,7 @@ impl TestServer {
         Self::start_role("serve", args, env)
     }
 
-    /// Starts `hourglass ROLE` (`serve`, `ingester`, `querier`, `compactor`, `gateway`).
+    /// Starts `hourglass ROLE` (`serve`, `demo`, `ingester`, `querier`, `compactor`, `gateway`).
     pub fn start_role(role: &str, args: &[String], env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
@@ -73,7 +73,7 @@ impl TestServer {
         let offset = std::fs::metadata(&self.stdout_path).map(|m| m.len()).unwrap_or(0);
         let open = |p: &Path| -> File { OpenOptions::new().create(true).append(true).open(p).expect("log file") };
         // Every role that serves gRPC gets a free port too.
-        let grpc: &[&str] = if matches!(self.role.as_str(), "serve" | "querier") {
+        let grpc: &[&str] = if matches!(self.role.as_str(), "serve" | "querier" | "demo") {
             &["--grpc-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"]
         } else {
             &[]
@@ -119,6 +119,11 @@ impl TestServer {
             assert!(Instant::now() < deadline, "hourglass did not start:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Everything the server printed to stdout so far, across restarts.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
     /// Everything the server wrote to stderr so far, across restarts.
