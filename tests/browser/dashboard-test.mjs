@@ -204,6 +204,31 @@ async function main() {
     await page.selectOption('[data-testid="interval"]', 'day');
     await settled(page);
     check((await snapshot(page)).chart.buckets === '1', 'the interval control changes the chart (today by day: one point)');
+    // This month runs past today: it is compared with the same days of last month, and the
+    // chart draws nothing for the days still to come.
+    const todayDay = week.chart.last;
+    const [ty, tm, td] = todayDay.split('-').map(Number);
+    const previousMonth = new Date(Date.UTC(ty, tm - 2, 1));
+    const lastOfPrevious = new Date(Date.UTC(ty, tm - 1, 0)).getUTCDate();
+    const pm = `${previousMonth.getUTCFullYear()}-${String(previousMonth.getUTCMonth() + 1).padStart(2, '0')}`;
+    const expectedCompare = [`${pm}-01`, `${pm}-${String(Math.min(td, lastOfPrevious)).padStart(2, '0')}`];
+    await page.selectOption('[data-testid="period"]', 'month');
+    await page.check('[data-testid="compare"]');
+    await settled(page);
+    const monthRequest = reports.filter((r) => r.path === '/api/v1/report' && r.body.date_range === 'month' && r.body.compare).pop()?.body;
+    check(sameJson(monthRequest?.compare, { date_range: expectedCompare }), 'this month is compared with the same days of last month', monthRequest);
+    const monthShown = await snapshot(page);
+    const monthTotals = await api('/api/v1/report', monthRequest);
+    metricIds.forEach((id, i) => {
+      check(sameJson(monthShown.cards[`metric-${id}`].change, monthTotals.totals.comparison.change[i]),
+        `this month: card ${id} shows the API's change`, { card: monthShown.cards[`metric-${id}`], api: monthTotals.totals.comparison.change[i] });
+    });
+    const monthValues = JSON.parse(monthShown.chart.values);
+    const todayIndex = Number(todayDay.slice(8, 10)) - 1;
+    check(monthValues.slice(todayIndex + 1).every((v) => v === null) && monthValues.slice(0, todayIndex + 1).every((v) => v !== null),
+      'the chart of this month stops at today', monthShown.chart);
+    await page.uncheck('[data-testid="compare"]');
+    await settled(page);
     // A custom range: the last three days of the month shown first.
     const last = first.chart.last;
     const minus = (day, n) => new Date(Date.parse(`${day}T00:00:00Z`) - n * 86_400_000).toISOString().slice(0, 10);

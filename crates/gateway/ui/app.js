@@ -82,10 +82,12 @@
 
   let running = 0;
   const waiting = [];
+  /** The signed-in tenant's time zone, once a report told it. */
+  let tenantZone = null;
   // At most MAX_PARALLEL requests at once: the querier queues a tenant's queries beyond a few,
   // and a dashboard's dozen panels should not crowd out other readers.
   async function slot(work) {
-    if (running >= MAX_PARALLEL) await new Promise((resolve) => waiting.push(resolve));
+    while (running >= MAX_PARALLEL) await new Promise((resolve) => waiting.push(resolve));
     running += 1;
     try {
       return await work();
@@ -128,9 +130,16 @@
             message = error.message || message;
             at = error.path;
           } catch (_) { /* not JSON: keep the status line */ }
-          throw new ApiError(response.status, code, message, at);
+          const error = new ApiError(response.status, code, message, at);
+          error.bearer = bearer;
+          throw error;
         }
-        return accept === 'application/json' ? response.json() : response.text();
+        if (accept !== 'application/json') return response.text();
+        const json = await response.json();
+        // Reports answer in the tenant's zone (the page never names one): remember it for
+        // "now" on the chart and for comparisons of partial periods.
+        if (path.startsWith('/api/v1/report') && typeof json?.meta?.timezone === 'string') tenantZone = json.meta.timezone;
+        return json;
       }
     });
   }
@@ -220,6 +229,45 @@
     history.pushState(null, '', `/?${q}`);
   }
 
+  // Presets whose range runs past today (whole calendar periods, as the report API defines
+  // them): compared with the same part of the previous period rather than all of it.
+  const PARTIAL_PERIODS = new Set(['month', 'year', '12mo']);
+
+  /** Today and now in the tenant's zone: `{ day: 'YYYY-MM-DD', stamp: 'YYYY-MM-DDTHH:MM' }`. */
+  function tenantNow() {
+    if (!tenantZone) return null;
+    try {
+      const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', {
+        timeZone: tenantZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+      }).formatToParts(new Date()).map((p) => [p.type, p.value]));
+      const day = `${parts.year}-${parts.month}-${parts.day}`;
+      return { day, stamp: `${day}T${parts.hour}:${parts.minute}` };
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /** `YYYY-MM-DD` of a date `months` calendar months earlier (the day clamped to the month's end). */
+  function monthsBefore(day, months) {
+    const [y, m, d] = day.split('-').map(Number);
+    const total = y * 12 + (m - 1) - months;
+    const year = Math.floor(total / 12);
+    const month = total % 12;
+    const last = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+    return `${String(year).padStart(4, '0')}-${String(month + 1).padStart(2, '0')}-${String(Math.min(d, last)).padStart(2, '0')}`;
+  }
+
+  /** The report API's `compare` for a period: "this month so far" against the same days of last month. */
+  function comparison(period) {
+    const now = tenantNow();
+    if (!PARTIAL_PERIODS.has(period) || now === null) return 'previous_period';
+    const today = now.day;
+    const [y, m] = today.split('-');
+    const start = period === 'month' ? `${y}-${m}-01` : period === 'year' ? `${y}-01-01` : monthsBefore(`${y}-${m}-01`, 11);
+    const back = period === 'month' ? 1 : 12;
+    return { date_range: [monthsBefore(start, back), monthsBefore(today, back)] };
+  }
+
   function dateRange(state) {
     return state.period === 'custom' ? [state.from, state.to] : state.period;
   }
@@ -265,6 +313,7 @@
 
   function signOut(message) {
     localStorage.removeItem(TOKEN_KEY);
+    tenantZone = null;
     render();
     if (message) showSignInError(message);
   }
@@ -274,7 +323,11 @@
   function takeTokenFromAddress() {
     const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
     if (match) {
-      localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+      let value = match[1];
+      try {
+        value = decodeURIComponent(value);
+      } catch (_) { /* not percent-encoded: use it as it is */ }
+      localStorage.setItem(TOKEN_KEY, value);
       history.replaceState(null, '', location.pathname + location.search);
     }
   }
@@ -336,7 +389,9 @@
 
   // A request refused for its token signs out: the token was revoked or the tenant removed.
   function unauthorized(err) {
-    if (err instanceof ApiError && err.status === 401) {
+    // A 401 for a token that is no longer the current one (a request of an earlier
+    // session finishing late) must not sign the new session out.
+    if (err instanceof ApiError && err.status === 401 && (err.bearer === undefined || err.bearer === token())) {
       signOut(`Signed out: ${err.message}`);
       return true;
     }
@@ -437,11 +492,22 @@
       const stale = () => mine !== generation;
       if (state.period === 'custom' && !(state.from && state.to)) {
         notice.replaceChildren(h('div', { class: 'notice' }, 'Pick the first and last day of the range, then Apply.'));
+        for (const part of [...cards, chartBox, ...panels]) part.setAttribute('aria-busy', 'false');
+        chartBox.replaceChildren();
+        for (const panel of panels) panel.querySelector('.body').replaceChildren();
         return;
       }
       // Top-line numbers first: their response holds the comparison range the chart needs.
       const totalsRequest = { ...base(), metrics: METRICS.map((m) => m.id) };
-      if (state.compare) totalsRequest.compare = 'previous_period';
+      if (state.compare) {
+        if (PARTIAL_PERIODS.has(state.period) && !tenantZone) {
+          try {
+            await call('/api/v1/report/realtime', { metrics: ['current_visitors'] });
+          } catch (_) { /* the totals request below reports the problem */ }
+          if (stale()) return;
+        }
+        totalsRequest.compare = comparison(state.period);
+      }
       let totals;
       try {
         totals = await call('/api/v1/report', totalsRequest);
@@ -511,7 +577,17 @@
     function series(response) {
       const labels = response.meta?.time_labels || [];
       const byLabel = new Map((response.rows || []).map((r) => [r.dimensions[0], r.metrics[0]]));
-      return { labels, values: labels.map((l) => (byLabel.has(l) ? byLabel.get(l) : RATE_METRICS.has(state.metric) ? null : 0)) };
+      // Buckets that have not started yet (the rest of this month, say) have no value rather
+      // than zero, so the line stops at now instead of dropping.
+      const now = tenantNow();
+      const future = (label) => now !== null && label.slice(0, 16) > now.stamp;
+      return {
+        labels,
+        values: labels.map((l) => {
+          if (byLabel.has(l)) return byLabel.get(l);
+          return RATE_METRICS.has(state.metric) || future(l) ? null : 0;
+        }),
+      };
     }
 
     function drawChart(metric, current, before) {
@@ -525,6 +601,7 @@
       chartBox.dataset.first = now.labels[0] || '';
       chartBox.dataset.last = now.labels[now.labels.length - 1] || '';
       chartBox.dataset.sum = String(now.values.reduce((a, v) => a + (v || 0), 0));
+      chartBox.dataset.values = JSON.stringify(now.values);
       if (!now.labels.length) {
         chartBox.append(h('div', { class: 'empty' }, 'No time buckets in this range.'));
         return;

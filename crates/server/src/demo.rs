@@ -54,8 +54,14 @@ fn load_state(data_dir: &Path) -> anyhow::Result<Option<DemoState>> {
 fn save_state(data_dir: &Path, state: &DemoState) -> anyhow::Result<()> {
     let path = state_path(data_dir);
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?).with_context(|| format!("writing {}", tmp.display()))?;
-    restrict_permissions(&tmp)?;
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        restrict_permissions(&tmp)?;
+        file.write_all(&serde_json::to_vec_pretty(state)?).with_context(|| format!("writing {}", tmp.display()))?;
+        // Synced before the rename, so a power cut leaves the old file or the new one whole.
+        file.sync_all().with_context(|| format!("syncing {}", tmp.display()))?;
+    }
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -81,40 +87,61 @@ pub async fn run(
     data_dir: PathBuf,
     url: String,
 ) -> anyhow::Result<()> {
+    match fill_and_follow(args, catalog, ingester, data_dir, url).await {
+        // Shutdown interrupted the demo: what was acknowledged is stored and recorded.
+        Err(e) if ingester_stopped(&e) => Ok(()),
+        other => other,
+    }
+}
+
+async fn fill_and_follow(
+    args: DemoArgs,
+    catalog: Arc<dyn Catalog>,
+    ingester: Arc<Ingester>,
+    data_dir: PathBuf,
+    url: String,
+) -> anyhow::Result<()> {
     let tenant = TenantId::new(TENANT).map_err(|e| anyhow::anyhow!("demo tenant id: {e}"))?;
     let now = ingester.now_ms();
     let days = args.demo_days.clamp(1, MAX_DAYS);
     let month_ago = now - i64::from(days) * 86_400_000;
-    let mut state = match load_state(&data_dir)? {
+    let stored = load_state(&data_dir)?;
+    let fresh = stored.is_none();
+    let mut state = match stored {
         Some(state) => state,
         None => {
-            let read_token = secret::generate(secret::READ_PREFIX);
-            let write_key = secret::generate(secret::WRITE_PREFIX);
-            catalog.create_tenant(&tenant, &secret::hash(&write_key), &secret::hash(&read_token)).await.map_err(
-                |e| match e {
-                    hourglass_catalog::Error::TenantExists { .. } => anyhow::anyhow!(
-                        "a tenant named {TENANT:?} exists but {} is missing, so its token is unknown; \
-                         run the demo with another --data-dir",
-                        state_path(&data_dir).display()
-                    ),
-                    e => anyhow::Error::new(e).context("creating the demo tenant"),
-                },
-            )?;
-            let state =
-                DemoState { tenant: TENANT.to_string(), read_token, write_key, generated_through_ms: month_ago };
+            // The file first: a crash before the tenant exists leaves credentials that the
+            // next start registers, rather than a tenant whose token nobody knows.
+            let state = DemoState {
+                tenant: TENANT.to_string(),
+                read_token: secret::generate(secret::READ_PREFIX),
+                write_key: secret::generate(secret::WRITE_PREFIX),
+                generated_through_ms: month_ago,
+            };
             save_state(&data_dir, &state)?;
             state
         }
     };
+    ensure_tenant(catalog.as_ref(), &tenant, &state, fresh, &data_dir).await?;
+
     let from = state.generated_through_ms.max(month_ago);
-    let mut traffic = Traffic::new(args.demo_seed, args.demo_visits_per_day, now);
     let hours = (now - from + 3_599_999) / 3_600_000;
     println!("demo: generating {hours} hour{} of traffic for tenant {TENANT:?}", if hours == 1 { "" } else { "s" });
-    let mut pending = traffic.visits(from, now);
-    let sent = send_due(&ingester, &tenant, &mut pending, now).await?;
+    let mut traffic = Traffic::new(args.demo_seed, args.demo_visits_per_day, now);
+    let mut pending = Vec::new();
+    let mut sent = 0;
+    // A day at a time, recording progress after each: acknowledged events are durable, so an
+    // interrupted fill resumes where it stopped instead of storing a day twice.
+    let mut day_start = from;
+    while day_start < now {
+        let day_end = (day_start + 86_400_000).min(now);
+        pending.extend(traffic.visits(day_start, day_end));
+        sent += send_due(&ingester, &tenant, &mut pending, day_end).await?;
+        state.generated_through_ms = day_end;
+        save_state(&data_dir, &state)?;
+        day_start = day_end;
+    }
     ingester.flush().await.context("persisting the demo traffic")?;
-    state.generated_through_ms = now;
-    save_state(&data_dir, &state)?;
     println!("demo: {sent} events stored");
     println!("demo ready: open {url}/#token={} (read token {})", state.read_token, state.read_token);
     println!("demo write key (to send events of your own): {}", state.write_key);
@@ -137,6 +164,37 @@ pub async fn run(
         if let Err(e) = save_state(&data_dir, &state) {
             tracing::warn!(error = %format!("{e:#}"), "demo: state not saved");
         }
+    }
+}
+
+/// Registers the demo tenant with the state file's credentials unless it exists. An existing
+/// tenant is this file's when the file was there before this start (it is written before the
+/// tenant is created); with a file just written, it is someone else's.
+async fn ensure_tenant(
+    catalog: &dyn Catalog,
+    tenant: &TenantId,
+    state: &DemoState,
+    fresh: bool,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let created =
+        catalog.create_tenant(tenant, &secret::hash(&state.write_key), &secret::hash(&state.read_token)).await;
+    match created {
+        Ok(()) => Ok(()),
+        Err(hourglass_catalog::Error::TenantExists { .. }) if !fresh => Ok(()),
+        Err(hourglass_catalog::Error::TenantExists { .. }) => {
+            let path = state_path(data_dir);
+            // These credentials do not open the existing tenant: keeping them would make the
+            // next start trust them.
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            anyhow::bail!(
+                "a tenant named {TENANT:?} exists but {} was missing, so its token is unknown; \
+                 run the demo with another --data-dir",
+                path.display()
+            )
+        }
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("creating the demo tenant (credentials in {})", state_path(data_dir).display()))),
     }
 }
 

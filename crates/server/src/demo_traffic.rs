@@ -295,6 +295,8 @@ pub struct Traffic {
     /// Visitors seen so far, for returning visits (bounded: the oldest are forgotten).
     visitors: Vec<Visitor>,
     next_visitor: u64,
+    /// Tells this run's visitors from an earlier run's (which counted from 1 too).
+    run: i64,
     /// The start of the growth curve: a month before this, traffic was 25% lower.
     growth_end_ms: i64,
 }
@@ -308,6 +310,7 @@ impl Traffic {
             visits_per_day: f64::from(visits_per_day.max(1)),
             visitors: Vec::new(),
             next_visitor: 0,
+            run: now_ms / 1000,
             growth_end_ms: now_ms,
         }
     }
@@ -356,7 +359,7 @@ impl Traffic {
         }
         self.next_visitor += 1;
         let visitor = Visitor {
-            client_id: format!("demo-{:x}-{}", self.seed & 0xffff, self.next_visitor),
+            client_id: format!("demo-{:x}-{:x}-{}", self.seed & 0xffff, self.run, self.next_visitor),
             device: weighted(&DEVICES.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect::<Vec<_>>(), &mut self.rng),
             country: weighted(
                 &COUNTRIES.iter().enumerate().map(|(i, (_, w))| (i, *w)).collect::<Vec<_>>(),
