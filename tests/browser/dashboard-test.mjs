@@ -105,6 +105,8 @@ async function signIn(page, token) {
 
 async function screenshot(page, name) {
   const file = path.join(outputDir, name);
+  // From the top: the sticky top bar would otherwise be drawn where the page was scrolled to.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: file, fullPage: true });
   const size = fs.statSync(file).size;
   check(size > 5_000, `screenshot ${name} written`, size);

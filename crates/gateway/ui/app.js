@@ -777,15 +777,19 @@ LIMIT 20`;
         status.textContent = `${numberFormat.format(rows.length)} row${rows.length === 1 ? '' : 's'} in ${ms} ms`;
         output.replaceChildren(resultsTable(rows));
       } catch (err) {
-        if (unauthorized(err)) return;
-        status.textContent = 'The query failed.';
-        output.replaceChildren(h('div', { class: 'alert', role: 'alert', 'data-testid': 'sql-error' },
-          h('strong', {}, err.code), `: ${err.message}`));
+        failed(err);
       } finally {
         busy = false;
         runButton.disabled = false;
         output.setAttribute('aria-busy', 'false');
       }
+    }
+
+    function failed(err) {
+      if (unauthorized(err)) return;
+      status.textContent = 'The query failed.';
+      output.replaceChildren(h('div', { class: 'alert', role: 'alert', 'data-testid': 'sql-error' },
+        h('strong', {}, err.code), `: ${err.message}`));
     }
 
     async function download() {
@@ -803,10 +807,7 @@ LIMIT 20`;
         setTimeout(() => URL.revokeObjectURL(url), 10_000);
         status.textContent = 'CSV downloaded.';
       } catch (err) {
-        if (unauthorized(err)) return;
-        status.textContent = 'The query failed.';
-        output.replaceChildren(h('div', { class: 'alert', role: 'alert', 'data-testid': 'sql-error' },
-          h('strong', {}, err.code), `: ${err.message}`));
+        failed(err);
       } finally {
         csvButton.disabled = false;
       }

@@ -110,12 +110,14 @@ async fn the_demo_fills_a_month_and_keeps_its_token_across_restarts() {
     );
 }
 
-/// Runs tests/browser/dashboard-test.mjs (Playwright driving Debian's Chromium, installed by
-/// scripts/browser-deps) against a demo server: sign-in, cards, chart, panels, comparison,
-/// ranges, click-to-filter, realtime, narrow screens and the SQL explorer, each checked against
-/// the public APIs. A week of demo traffic keeps the debug build's uncached reports quick.
+/// Against one demo server: tests/browser/dashboard-test.mjs (Playwright driving Debian's
+/// Chromium, installed by scripts/browser-deps) checks sign-in, cards, chart, panels,
+/// comparison, ranges, click-to-filter, realtime, narrow screens and the SQL explorer against
+/// the public APIs; then tests/grafana/check-dashboard-queries.py runs every query of the
+/// Grafana dashboard over PostgreSQL wire (psycopg) and Flight SQL (ADBC) and compares them
+/// with the report API. A week of demo traffic keeps the debug build's uncached reports quick.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_in_headless_chromium() {
+async fn the_web_dashboard_in_chromium_and_the_grafana_queries_show_the_report_api() {
     let server = start_demo(&["--demo-days", "8", "--demo-visits-per-day", "300", "--demo-live", "false"]);
     let creds = credentials(&server.data_dir);
 
@@ -139,23 +141,16 @@ async fn the_dashboard_in_headless_chromium() {
 
     let output_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser").join("dashboard");
     let _ = std::fs::remove_dir_all(&output_dir);
-    let script = format!("{}/../../tests/browser/dashboard-test.mjs", env!("CARGO_MANIFEST_DIR"));
-    let output = tokio::task::block_in_place(|| {
-        Command::new("node")
-            .arg(&script)
-            .env("HOURGLASS_URL", &server.url)
-            .env("HOURGLASS_READ_TOKEN", &creds.read_token)
-            .env("HOURGLASS_WRITE_KEY", &creds.write_key)
-            .env("OUTPUT_DIR", &output_dir)
-            .output()
-            .expect("node (scripts/browser-deps installs it with playwright-core and chromium)")
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("\"ok\":true"),
-        "dashboard test failed:\n{stdout}{}\nserver log:\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        server.logs()
+    let output_dir_text = output_dir.to_string_lossy().to_string();
+    let stdout = run_client(
+        &server,
+        Command::new("node").arg(client_path("browser/dashboard-test.mjs")).envs([
+            ("HOURGLASS_URL", server.url.as_str()),
+            ("HOURGLASS_READ_TOKEN", creds.read_token.as_str()),
+            ("HOURGLASS_WRITE_KEY", creds.write_key.as_str()),
+            ("OUTPUT_DIR", output_dir_text.as_str()),
+        ]),
+        "\"ok\":true",
     );
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("summary line");
     assert!(summary["checks"].as_u64().unwrap_or(0) >= 80, "the script ran all its checks: {summary}");
@@ -165,4 +160,52 @@ async fn the_dashboard_in_headless_chromium() {
         let bytes = std::fs::read(output_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{name} is a PNG");
     }
+
+    // The Grafana dashboard over the last seven whole UTC days (the demo tenant's zone is UTC).
+    let today = chrono::Utc::now().date_naive();
+    let (first, last) =
+        ((today - chrono::Duration::days(7)).to_string(), (today - chrono::Duration::days(1)).to_string());
+    let pg = server.pg_addr.clone().expect("the demo serves PostgreSQL wire");
+    let flight = server.grpc_url.clone().expect("the demo serves Flight SQL");
+    run_client(
+        &server,
+        Command::new("python3").arg(client_path("grafana/check-dashboard-queries.py")).args([
+            "--http",
+            &server.url,
+            "--pg",
+            &pg,
+            "--flight",
+            &flight,
+            "--token",
+            &creds.read_token,
+            "--from",
+            &first,
+            "--to",
+            &last,
+            "--source",
+            "Google",
+        ]),
+        "grafana queries ok",
+    );
+}
+
+/// The path of a client script under `tests/`.
+fn client_path(script: &str) -> String {
+    format!("{}/../../tests/{script}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a client nobody on the team wrote (Chromium through Playwright, psycopg, ADBC; installed
+/// by scripts/test-deps) and asserts that it succeeded and printed `done`; returns its stdout.
+fn run_client(server: &TestServer, command: &mut Command, done: &str) -> String {
+    let output = tokio::task::block_in_place(|| command.output())
+        .unwrap_or_else(|e| panic!("{:?} (scripts/test-deps installs the clients): {e}", command.get_program()));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success() && stdout.contains(done),
+        "{:?} failed:\n{stdout}{}\nserver log:\n{}",
+        command.get_args().next().unwrap_or_default(),
+        String::from_utf8_lossy(&output.stderr),
+        server.logs()
+    );
+    stdout
 }
