@@ -5,6 +5,8 @@
 //! `GET /` and `GET /sql` answer the same page (the script picks the view from the path);
 //! `GET /ui/<file>` answers its scripts, styles and the vendored chart library (uPlot, MIT).
 
+use std::sync::LazyLock;
+
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,18 +39,22 @@ fn etag(body: &str) -> String {
     format!("\"{hash:016x}\"")
 }
 
+/// The page's and each asset's ETag (in the order of `ASSETS`, then the page), hashed once
+/// rather than on every request.
+static ETAGS: LazyLock<Vec<String>> =
+    LazyLock::new(|| ASSETS.iter().map(|(_, body, _)| etag(body)).chain([etag(INDEX)]).collect());
+
 /// The body with validators: browsers revalidate on every load (`no-cache`) and get 304 when
 /// nothing changed, so a new binary's files are never mixed with an old page.
-fn respond(headers: &HeaderMap, body: &'static str, content_type: &'static str) -> Response {
-    let tag = etag(body);
+fn respond(headers: &HeaderMap, body: &'static str, tag: &str, content_type: &'static str) -> Response {
     let common = [
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
         (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
         (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
     ];
-    let tag_value = HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(&tag)) {
+    let tag_value = HeaderValue::from_str(tag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(tag)) {
         let mut response = (StatusCode::NOT_MODIFIED, common).into_response();
         response.headers_mut().insert(header::ETAG, tag_value);
         return response;
@@ -60,16 +66,17 @@ fn respond(headers: &HeaderMap, body: &'static str, content_type: &'static str) 
 
 /// `GET /` and `GET /sql`: the page.
 pub(crate) async fn page(headers: HeaderMap) -> Response {
-    respond(&headers, INDEX, "text/html; charset=utf-8")
+    respond(&headers, INDEX, &ETAGS[ASSETS.len()], "text/html; charset=utf-8")
 }
 
 /// `GET /ui/{file}`: a script or style of the page.
 pub(crate) async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let (_, body, content_type) = ASSETS
+    let index = ASSETS
         .iter()
-        .find(|(name, _, _)| *name == file)
+        .position(|(name, _, _)| *name == file)
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no such file: /ui/{file}")))?;
-    Ok(respond(&headers, body, content_type))
+    let (_, body, content_type) = ASSETS[index];
+    Ok(respond(&headers, body, &ETAGS[index], content_type))
 }
 
 #[cfg(test)]

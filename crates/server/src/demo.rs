@@ -79,22 +79,9 @@ fn restrict_permissions(_path: &Path) -> anyhow::Result<()> {
 }
 
 /// Creates (or finds) the demo tenant, fills in its traffic up to now, prints where to look,
-/// then keeps sending live visits until the ingester shuts down.
+/// then keeps sending live visits until the ingester shuts down (an error that
+/// [`ingester_stopped`] recognizes).
 pub async fn run(
-    args: DemoArgs,
-    catalog: Arc<dyn Catalog>,
-    ingester: Arc<Ingester>,
-    data_dir: PathBuf,
-    url: String,
-) -> anyhow::Result<()> {
-    match fill_and_follow(args, catalog, ingester, data_dir, url).await {
-        // Shutdown interrupted the demo: what was acknowledged is stored and recorded.
-        Err(e) if ingester_stopped(&e) => Ok(()),
-        other => other,
-    }
-}
-
-async fn fill_and_follow(
     args: DemoArgs,
     catalog: Arc<dyn Catalog>,
     ingester: Arc<Ingester>,
@@ -198,7 +185,8 @@ async fn ensure_tenant(
     }
 }
 
-fn ingester_stopped(e: &anyhow::Error) -> bool {
+/// Whether `e` only says that the ingester shut down while the demo was sending.
+pub fn ingester_stopped(e: &anyhow::Error) -> bool {
     e.chain()
         .any(|c| matches!(c.downcast_ref::<hourglass_ingest::Error>(), Some(hourglass_ingest::Error::ShuttingDown)))
 }

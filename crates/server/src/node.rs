@@ -587,9 +587,14 @@ pub async fn run(plan: Plan, query_runtime: tokio::runtime::Handle) -> anyhow::R
             let work =
                 crate::demo::run(args.clone(), Arc::clone(&catalog), Arc::clone(ingester), node.data_dir.clone(), web);
             Some(tokio::spawn(async move {
-                if let Err(e) = work.await {
-                    tracing::error!(error = %format!("{e:#}"), "demo traffic failed");
-                    eprintln!("demo failed: {e:#}");
+                match work.await {
+                    // Shutdown interrupted the demo: what was acknowledged is stored and recorded.
+                    Err(e) if crate::demo::ingester_stopped(&e) => {}
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "demo traffic failed");
+                        eprintln!("demo failed: {e:#}");
+                    }
+                    Ok(()) => {}
                 }
             }))
         }
